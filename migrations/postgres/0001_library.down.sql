@@ -1,0 +1,3 @@
+DROP TABLE liked_tracks;
+DROP TABLE play_requests;
+DROP TABLE plays;

@@ -1,0 +1,154 @@
+//! Command line and environment. Every flag can also be set from the environment variable named
+//! in its help. Secrets are never printed: `Debug` of `Cli` redacts them.
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::auth::AuthConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "library-service",
+    version,
+    about = "audiOhm Library Service: listening history, likes and stats over gRPC"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (the default).
+    Serve(ServeArgs),
+    /// Apply pending database migrations, or roll the last one back.
+    Migrate {
+        /// Roll back the most recently applied migration instead.
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Mint a token signed with the HS256 secret (the development secret when none is configured).
+    Token(TokenArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct CommonArgs {
+    /// Database: `postgres://user@host/db` or `sqlite://path`. Default: `sqlite://<data-dir>/library.db`.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Most database connections held open.
+    #[arg(
+        long,
+        env = "LIBRARY_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub db_max_connections: u32,
+    /// Directory for the embedded database and the development signing secret.
+    #[arg(long, env = "LIBRARY_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+    /// HS256 shared secret for verifying (and minting) tokens.
+    #[arg(
+        long,
+        env = "LIBRARY_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// Key id (`kid`) of the HS256 secret, when tokens name it.
+    #[arg(long, env = "LIBRARY_JWT_SECRET_KID", global = true)]
+    pub jwt_secret_kid: Option<String>,
+    /// Public verification key: `[KID=]PATH` to a PEM (Ed25519, P-256 or RSA) or a JWKS file.
+    /// Repeat, or separate with commas, for several keys (rotation).
+    #[arg(
+        long = "jwt-public-key",
+        env = "LIBRARY_JWT_PUBLIC_KEYS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub jwt_public_keys: Vec<String>,
+    /// Required `iss` claim, if set.
+    #[arg(long, env = "LIBRARY_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, if set.
+    #[arg(long, env = "LIBRARY_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds (at most 60).
+    #[arg(long, env = "LIBRARY_JWT_LEEWAY_SECONDS", default_value_t = 30, global = true,
+          value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub jwt_leeway_seconds: u64,
+    /// Log format.
+    #[arg(long, env = "LIBRARY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LIBRARY_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Browser origins allowed to call over gRPC-web (CORS), e.g. `http://localhost:5173`; `*`
+    /// allows any. Repeat or separate with commas. Default: none (same-origin only).
+    #[arg(
+        long = "cors-allow-origin",
+        env = "LIBRARY_CORS_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<String>,
+    /// Serve the gRPC reflection services (v1 and v1alpha).
+    #[arg(long, env = "LIBRARY_REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reflection: bool,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            cors_allow_origins: Vec::new(),
+            reflection: true,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct TokenArgs {
+    /// Subject (`sub`): a listener's UUID. Default: a new random UUID.
+    #[arg(long)]
+    pub sub: Option<String>,
+    /// Scopes to grant (repeatable): library:read, library:write, library:any_user, library:admin.
+    /// None: a listener session token (own library, read and write).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl CommonArgs {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("library.db").display()))
+    }
+
+    pub fn auth_config(&self) -> AuthConfig {
+        AuthConfig {
+            hs256_secret: self.jwt_secret.clone(),
+            hs256_kid: self.jwt_secret_kid.clone(),
+            public_keys: self.jwt_public_keys.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            leeway_seconds: self.jwt_leeway_seconds,
+            data_dir: self.data_dir.clone(),
+        }
+    }
+}

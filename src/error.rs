@@ -1,0 +1,111 @@
+//! One error type for the API layer and its single mapping to `tonic::Status` (AIP-193).
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    auth::{AuthError, Denied},
+    domain::Violation,
+    store::StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid request")]
+    InvalidArgument(Vec<Violation>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A broken invariant of ours; the detail goes to the log only.
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn invalid(field: &str, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![Violation::new(field, description)])
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        Self::Unauthenticated(e.to_string())
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(e: Denied) -> Self {
+        match e {
+            Denied::PermissionDenied(why) => Self::PermissionDenied(why),
+            Denied::UserRequired => Self::invalid(
+                "user_id",
+                "user_id is required: the token's subject is not a listener",
+            ),
+        }
+    }
+}
+
+/// Full cause chain for the log: the client gets a generic message, the operator the detail.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::InvalidArgument(violations) => {
+                let message = match violations.as_slice() {
+                    [one] => format!("invalid {}: {}", one.field, one.description),
+                    many => format!(
+                        "invalid fields: {}",
+                        many.iter()
+                            .map(|v| v.field.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                let mut details = ErrorDetails::new();
+                for v in violations {
+                    details.add_bad_request_violation(v.field, v.description);
+                }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            ApiError::NotFound(m) => Status::not_found(m),
+            ApiError::Unauthenticated(m) => Status::unauthenticated(m),
+            ApiError::PermissionDenied(m) => Status::permission_denied(m),
+            ApiError::Store(err) if err.is_unavailable() => {
+                tracing::warn!(error = %chain(&err), "database unavailable");
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(Duration::from_secs(1)));
+                Status::with_error_details(
+                    Code::Unavailable,
+                    "the library database is unavailable; retry shortly",
+                    details,
+                )
+            }
+            ApiError::Store(err) => {
+                tracing::error!(error = %chain(&err), "database error");
+                Status::internal("internal error")
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

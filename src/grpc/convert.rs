@@ -1,0 +1,82 @@
+//! Conversions between proto messages and domain types. Parsing functions name the offending
+//! field exactly as the client spelled it.
+use crate::{
+    auth::{Access, Principal},
+    domain::{LikedTrack, Play, Timestamp, UserId, Violation},
+    error::{ApiError, ApiResult},
+    pb,
+};
+
+pub fn timestamp_to_proto(t: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.seconds(),
+        nanos: t.subsec_nanos(),
+    }
+}
+
+pub fn timestamp_from_proto(t: &prost_types::Timestamp) -> Result<Timestamp, String> {
+    Timestamp::from_parts(t.seconds, t.nanos)
+}
+
+/// An optional proto timestamp: unset stays `None`, a malformed one is a violation of `field`.
+pub fn optional_timestamp(
+    field: &str,
+    t: Option<&prost_types::Timestamp>,
+) -> ApiResult<Option<Timestamp>> {
+    t.map(timestamp_from_proto)
+        .transpose()
+        .map_err(|why| ApiError::invalid(field, why))
+}
+
+/// `user_id` of a request: empty means the caller.
+pub fn optional_user(user_id: &str) -> ApiResult<Option<UserId>> {
+    if user_id.is_empty() {
+        return Ok(None);
+    }
+    UserId::parse(user_id)
+        .map(Some)
+        .map_err(|why| ApiError::invalid("user_id", why))
+}
+
+/// Whose library the call acts on, given the request's `user_id` and what the call does.
+pub fn authorize(caller: &Principal, user_id: &str, access: Access) -> ApiResult<UserId> {
+    let requested = optional_user(user_id)?;
+    Ok(caller.authorize(requested, access)?)
+}
+
+/// Checks that `since` is not after `until`.
+pub fn check_range(since: Option<Timestamp>, until: Option<Timestamp>) -> ApiResult<()> {
+    match (since, until) {
+        (Some(s), Some(u)) if s > u => Err(ApiError::invalid("until", "must not be before since")),
+        _ => Ok(()),
+    }
+}
+
+pub fn prefixed(prefix: &str, violations: Vec<Violation>) -> Vec<Violation> {
+    violations
+        .into_iter()
+        .map(|v| Violation::new(format!("{prefix}{}", v.field), v.description))
+        .collect()
+}
+
+pub fn play_to_proto(p: Play) -> pb::Play {
+    pb::Play {
+        id: p.id.to_string(),
+        user_id: p.user_id.to_string(),
+        track_id: p.track_id.to_string(),
+        played_at: Some(timestamp_to_proto(p.played_at)),
+        played_for_seconds: p.played_for_seconds,
+        completed: p.completed,
+        source: p.source,
+    }
+}
+
+pub fn liked_to_proto(l: LikedTrack) -> pb::LikedTrack {
+    pb::LikedTrack {
+        user_id: l.user_id.to_string(),
+        track_id: l.track_id.to_string(),
+        notes: l.notes,
+        liked_at: Some(timestamp_to_proto(l.liked_at)),
+        update_time: Some(timestamp_to_proto(l.updated_at)),
+    }
+}

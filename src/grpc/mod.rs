@@ -1,0 +1,10 @@
+//! The gRPC transport: proto -> domain -> store -> proto. No SQL here.
+mod convert;
+mod interceptor;
+mod library;
+mod likes;
+mod plays;
+mod stats;
+
+pub use interceptor::AuthInterceptor;
+pub use library::LibraryApi;

@@ -1,0 +1,127 @@
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use library_service::{
+    auth::{self, Authenticator, MintRequest},
+    config::{Cli, Command, CommonArgs, ServeArgs, TokenArgs},
+    server::{Application, Settings},
+    store::{DatabaseKind, PgStore, SqliteStore},
+    telemetry,
+};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.common.log_format);
+    let result = match cli.command {
+        None => serve(&cli.common, ServeArgs::default()).await,
+        Some(Command::Serve(args)) => serve(&cli.common, args).await,
+        Some(Command::Migrate { undo }) => migrate(&cli.common, undo).await,
+        Some(Command::Token(args)) => token(&cli.common, &args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(common: &CommonArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let auth =
+        Authenticator::from_config(&common.auth_config()).context("loading verification keys")?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let settings = Settings {
+        database_url: common.database_url(),
+        db_max_connections: common.db_max_connections,
+        auth,
+        serve: args,
+    };
+    Application::build(settings, listener)
+        .await?
+        .run_until(shutdown_signal())
+        .await
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (Kubernetes) starts a graceful shutdown.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+async fn migrate(common: &CommonArgs, undo: bool) -> anyhow::Result<()> {
+    let url = common.database_url();
+    let reverted = match DatabaseKind::of_url(&url) {
+        Some(DatabaseKind::Postgres) => {
+            let store = PgStore::connect(&url, 1).await?;
+            if undo {
+                store.undo_last_migration().await?
+            } else {
+                store.migrate().await.map(|()| None)?
+            }
+        }
+        Some(DatabaseKind::Sqlite) => {
+            let store = SqliteStore::connect(&url, 1).await?;
+            if undo {
+                store.undo_last_migration().await?
+            } else {
+                store.migrate().await.map(|()| None)?
+            }
+        }
+        None => bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:"),
+    };
+    match (undo, reverted) {
+        (false, _) => tracing::info!("migrations applied"),
+        (true, Some(version)) => tracing::info!(version, "migration rolled back"),
+        (true, None) => tracing::info!("no migration to roll back"),
+    }
+    Ok(())
+}
+
+fn token(common: &CommonArgs, args: &TokenArgs) -> anyhow::Result<()> {
+    let secret = match &common.jwt_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None if !common.jwt_public_keys.is_empty() => {
+            bail!(
+                "tokens for public keys are minted by their issuer; `token` needs --jwt-secret or development mode"
+            )
+        }
+        None => auth::development_secret(&common.data_dir)?,
+    };
+    let subject = args
+        .sub
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let request = MintRequest {
+        subject: subject.clone(),
+        scopes: (!args.scopes.is_empty()).then(|| args.scopes.clone()),
+        ttl_seconds: args.ttl,
+        issuer: common.jwt_issuer.clone(),
+        audience: common.jwt_audience.clone(),
+        kid: common.jwt_secret_kid.clone(),
+    };
+    println!("{}", auth::mint_hs256(&secret, &request)?);
+    eprintln!("token for subject {subject}, valid {} s", args.ttl);
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Persistence. SQL lives here and only here. One trait, two backends (PostgreSQL in production,
+//! SQLite embedded by default) that pass the same conformance suite (`tests/`).
+use std::future::Future;
+
+use crate::domain::{
+    HistoryQuery, LikePosition, LikedTrack, NewPlay, Notes, Play, PlayId, PlayPosition, PlayStats,
+    Recorded, TimeRange, Timestamp, TrackId, UserId,
+};
+
+mod error;
+mod postgres;
+mod rows;
+mod sqlite;
+
+pub use error::StoreError;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The result of liking a track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LikeOutcome {
+    pub liked: LikedTrack,
+    /// The track was liked before this call (its `liked_at` is unchanged).
+    pub already_liked: bool,
+}
+
+/// One page of liked tracks plus the listener's total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LikedPage {
+    pub tracks: Vec<LikedTrack>,
+    pub total: u64,
+}
+
+/// Which database `DATABASE_URL` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Postgres,
+    Sqlite,
+}
+
+impl DatabaseKind {
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else {
+            None
+        }
+    }
+}
+
+/// Everything the service asks of its database. Every method is scoped to one listener, and every
+/// write is committed before the method returns `Ok`.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// A cheap round trip, for health checks.
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Stores the plays in order, in one transaction. A play whose `request_id` the listener has
+    /// used before is not stored again: its result is the first play with `duplicate = true`
+    /// (this holds within one call too). Concurrent calls with one `request_id` store one play.
+    fn record_plays(
+        &self,
+        user: UserId,
+        plays: Vec<NewPlay>,
+    ) -> impl Future<Output = StoreResult<Vec<Recorded>>> + Send;
+
+    /// Up to `limit` plays matching `query`, in its order, strictly after `after`.
+    fn history_page(
+        &self,
+        user: UserId,
+        query: &HistoryQuery,
+        after: Option<PlayPosition>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<Play>>> + Send;
+
+    /// Deletes one play; false when the listener has no such play.
+    fn delete_play(
+        &self,
+        user: UserId,
+        play: PlayId,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Deletes (or with `dry_run` counts) the plays played before `before` (all when `None`).
+    fn clear_history(
+        &self,
+        user: UserId,
+        before: Option<Timestamp>,
+        dry_run: bool,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Likes a track at `now`. Liking again keeps `liked_at`; notes change only when given
+    /// (and then `updated_at` becomes `now`).
+    fn like_track(
+        &self,
+        user: UserId,
+        track: TrackId,
+        notes: Option<Notes>,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<LikeOutcome>> + Send;
+
+    /// Removes a like; true when there was one.
+    fn unlike_track(
+        &self,
+        user: UserId,
+        track: TrackId,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Replaces the notes of a liked track; `None` when the track is not liked.
+    fn update_liked_track(
+        &self,
+        user: UserId,
+        track: TrackId,
+        notes: Notes,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<Option<LikedTrack>>> + Send;
+
+    /// Up to `limit` likes, newest first (`liked_at` desc, then `track_id` desc), strictly after
+    /// `after`, plus the total number of likes.
+    fn liked_tracks_page(
+        &self,
+        user: UserId,
+        after: Option<LikePosition>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<LikedPage>> + Send;
+
+    /// For each track, in order, whether the listener likes it.
+    fn check_liked(
+        &self,
+        user: UserId,
+        tracks: &[TrackId],
+    ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
+
+    /// Statistics of the plays in `range`, with `top_tracks` top tracks, and plays per UTC quarter
+    /// hour within `buckets` (the daily-activity window).
+    fn play_stats(
+        &self,
+        user: UserId,
+        range: TimeRange,
+        top_tracks: u32,
+        buckets: TimeRange,
+    ) -> impl Future<Output = StoreResult<PlayStats>> + Send;
+}

@@ -1,0 +1,171 @@
+//! The binary as a newcomer and an operator use it: `token`, `migrate`, `migrate --undo`, and
+//! `serve` with a development token, stopped by SIGTERM.
+#[path = "support/mod.rs"]
+mod support;
+
+use std::{
+    net::TcpListener,
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use library_service::pb::{self, library_service_client::LibraryServiceClient};
+use support::{app::with_token, db};
+use tonic::transport::Channel;
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_library-service"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("binary runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// User tables in the database (sqlx's own bookkeeping table excluded).
+async fn tables(url: &str) -> i64 {
+    use sqlx::Connection;
+    if url.starts_with("sqlite") {
+        let mut conn = sqlx::SqliteConnection::connect(url)
+            .await
+            .expect("connects");
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_sqlx%'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("counts tables")
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connects");
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE '_sqlx%'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("counts tables")
+    }
+}
+
+#[test]
+fn the_token_command_mints_a_development_token_for_a_fresh_listener() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(binary()
+        .args(["token", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("LIBRARY_JWT_SECRET"));
+    let token = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT: {token}");
+    assert!(
+        dir.path().join("dev-jwt-secret").exists(),
+        "the development secret was created"
+    );
+}
+
+async fn migrate_undo_and_migrate_again(url: &str) {
+    run(binary().args(["migrate"]).env("DATABASE_URL", url));
+    let migrated = tables(url).await;
+    assert_eq!(migrated, 3, "plays, play_requests and liked_tracks exist");
+    let undo = run(binary()
+        .args(["migrate", "--undo"])
+        .env("DATABASE_URL", url));
+    assert!(String::from_utf8_lossy(&undo.stderr).contains("rolled back"));
+    assert_eq!(
+        tables(url).await,
+        0,
+        "the last (and only) migration was rolled back"
+    );
+    run(binary().args(["migrate"]).env("DATABASE_URL", url));
+    assert_eq!(tables(url).await, migrated);
+}
+
+#[tokio::test]
+async fn migrations_apply_and_roll_back_on_sqlite() {
+    migrate_undo_and_migrate_again(db::sqlite().url()).await;
+}
+
+#[tokio::test]
+async fn migrations_apply_and_roll_back_on_postgres() {
+    let Some(test_db) = db::postgres().await else {
+        return;
+    };
+    migrate_undo_and_migrate_again(test_db.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_starts_on_its_embedded_default_serves_a_minted_token_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let server = binary()
+        .current_dir(dir.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("DATABASE_URL")
+        .env_remove("LIBRARY_JWT_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+
+    let token = String::from_utf8(run(binary().current_dir(dir.path()).arg("token")).stdout)
+        .expect("utf-8");
+    let mut server = server;
+    let mut client = None;
+    // Generous: CI builds and runs many test binaries on two shared cores.
+    for _ in 0..300 {
+        if let Ok(Some(status)) = server.try_wait() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = server.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            panic!("the server exited early ({status}): {stderr}");
+        }
+        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .expect("uri")
+            .connect()
+            .await
+        {
+            client = Some(LibraryServiceClient::new(channel));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(mut client) = client else {
+        let _ = server.kill();
+        let out = server.wait_with_output().expect("server exits");
+        panic!(
+            "the server accepted no connection within 30 s: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let request = pb::RecordPlayRequest {
+        track_id: uuid::Uuid::new_v4().to_string(),
+        played_for_seconds: 42,
+        ..Default::default()
+    };
+    client
+        .record_play(with_token(request, token.trim()))
+        .await
+        .expect("a development token works");
+    assert!(
+        dir.path().join("data/library.db").exists(),
+        "the embedded database lives in ./data"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = server.wait_with_output().expect("server exits");
+    assert!(
+        out.status.success(),
+        "exit 0 after SIGTERM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DEVELOPMENT MODE"));
+}

@@ -1,0 +1,174 @@
+//! `spawn_app()`: the real server on 127.0.0.1:0 over a fresh database, plus the generated client
+//! and real tokens.
+use std::{net::SocketAddr, time::Duration};
+
+use jsonwebtoken::{EncodingKey, Header};
+use library_service::{
+    auth::{AuthConfig, Authenticator},
+    config::ServeArgs,
+    pb::library_service_client::LibraryServiceClient,
+    server::{Application, Settings},
+};
+use serde_json::{Value, json};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{Request, transport::Channel};
+use uuid::Uuid;
+
+use super::db::{self, TestDb};
+
+pub const SECRET: &str = "integration-test-secret-with-enough-entropy";
+pub const ISSUER: &str = "https://auth.audiohm.test";
+pub const AUDIENCE: &str = "library";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// The listener most tests act as.
+    pub user: Uuid,
+    pub client: LibraryServiceClient<Channel>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    _db: TestDb,
+}
+
+impl TestApp {
+    pub async fn sqlite() -> Self {
+        Self::spawn(db::sqlite()).await
+    }
+
+    /// None (after saying so) when LIBRARY_TEST_POSTGRES_URL is not set.
+    pub async fn postgres() -> Option<Self> {
+        Some(Self::spawn(db::postgres().await?).await)
+    }
+
+    pub async fn spawn(db: TestDb) -> Self {
+        Self::spawn_with(
+            db,
+            ServeArgs {
+                cors_allow_origins: vec!["https://app.audiohm.test".into()],
+                ..ServeArgs::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn spawn_with(db: TestDb, serve: ServeArgs) -> Self {
+        let data_dir = std::env::temp_dir();
+        let auth = Authenticator::from_config(&AuthConfig {
+            hs256_secret: Some(SECRET.into()),
+            hs256_kid: None,
+            public_keys: Vec::new(),
+            issuer: Some(ISSUER.into()),
+            audience: Some(AUDIENCE.into()),
+            leeway_seconds: 5,
+            data_dir,
+        })
+        .expect("test keys load");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let settings = Settings {
+            database_url: db.url().to_string(),
+            db_max_connections: 8,
+            auth,
+            serve,
+        };
+        let app = Application::build(settings, listener)
+            .await
+            .expect("server builds");
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("valid uri")
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .expect("client connects");
+        Self {
+            addr,
+            user: Uuid::new_v4(),
+            client: LibraryServiceClient::new(channel),
+            shutdown: Some(tx),
+            server: Some(server),
+            _db: db,
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connects")
+    }
+
+    /// A request as the default listener, with a session token (no scope claim).
+    pub fn req<T>(&self, message: T) -> Request<T> {
+        with_token(message, &session_token(self.user))
+    }
+
+    /// Stops the server the way SIGTERM would and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server exits cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    request
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Signs arbitrary claims with the test secret (HS256).
+pub fn sign(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("signs")
+}
+
+pub fn valid_claims(sub: &str) -> Value {
+    json!({ "sub": sub, "exp": now_secs() + 600, "iss": ISSUER, "aud": AUDIENCE })
+}
+
+/// A listener's session token: no scope claim.
+pub fn session_token(user: Uuid) -> String {
+    sign(&valid_claims(&user.to_string()))
+}
+
+/// A service token with scopes.
+pub fn service_token(sub: &str, scopes: &str) -> String {
+    let mut claims = valid_claims(sub);
+    claims["scope"] = json!(scopes);
+    sign(&claims)
+}
