@@ -17,6 +17,8 @@ use crate::{
     store::{DatabaseKind, PgStore, SqliteStore, Store},
 };
 
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Runner = Box<dyn FnOnce(BoxFuture<()>) -> BoxFuture<anyhow::Result<()>> + Send>;
 
@@ -87,6 +89,11 @@ async fn serve<S: Store>(
     listener: TcpListener,
     shutdown: BoxFuture<()>,
 ) -> anyhow::Result<()> {
+    store
+        .housekeeping()
+        .await
+        .context("preparing the store")?;
+    let upkeep = tokio::spawn(housekeeping(store.clone()));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<LibraryServiceServer<LibraryApi<S>>>()
@@ -116,7 +123,7 @@ async fn serve<S: Store>(
     };
 
     tracing::info!(addr = %listener.local_addr()?, "serving gRPC and gRPC-web");
-    Server::builder()
+    let served = Server::builder()
         .accept_http1(true)
         .layer(cors(&settings.serve.cors_allow_origins)?)
         .layer(GrpcWebLayer::new())
@@ -126,7 +133,22 @@ async fn serve<S: Store>(
         .add_optional_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
-        .context("serving gRPC")
+        .context("serving gRPC");
+    upkeep.abort();
+    served
+}
+
+/// Daily upkeep; a failure is logged and retried at the next round, since the partitions are
+/// prepared months ahead and writes create a missing one themselves.
+async fn housekeeping<S: Store>(store: S) {
+    let mut every = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if let Err(e) = store.housekeeping().await {
+            tracing::warn!(error = %e, "housekeeping failed");
+        }
+    }
 }
 
 /// Both reflection versions are served: grpcurl and buf speak v1, Python's grpcio client only

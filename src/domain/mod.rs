@@ -13,8 +13,9 @@ pub use ids::{PlayId, TrackId, UserId};
 pub use likes::{LikePosition, LikedTrack};
 pub use play::{HistoryOrder, HistoryQuery, NewPlay, NewPlayInput, Play, PlayPosition, Recorded};
 pub use stats::{
-    DailyWindow, DayActivity, PlayStats, QuarterHour, SourceCount, TimeRange, TrackCount,
-    daily_activity, daily_window, parse_time_zone,
+    DailyWindow, DayActivity, PlayStats, QUARTER_HOUR_MICROS, QuarterHour, QuarterSplit,
+    SourceCount, TimeRange, TrackCount, daily_activity, daily_window, parse_time_zone,
+    split_quarters,
 };
 pub use text::{Notes, PlaySource, RequestId};
 pub use time::{MAX_PLAYED_FOR_SECONDS, Timestamp};

@@ -216,3 +216,100 @@ mod tests {
         assert!(parse_time_zone("Asia/Kolkata").is_ok());
     }
 }
+
+pub const QUARTER_HOUR_MICROS: i64 = 900_000_000;
+
+/// A bounded range cut along UTC quarter hours: the whole quarter hours inside it, which the
+/// aggregates answer, and at most two partial quarter hours at its ends, which need the plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarterSplit {
+    pub whole: Option<(Timestamp, Timestamp)>,
+    pub head: Option<(Timestamp, Timestamp)>,
+    pub tail: Option<(Timestamp, Timestamp)>,
+}
+
+pub fn split_quarters(since: Timestamp, until: Timestamp) -> QuarterSplit {
+    let (s, u) = (since.as_micros(), until.as_micros());
+    let up = s.div_euclid(QUARTER_HOUR_MICROS) * QUARTER_HOUR_MICROS;
+    let first_whole = if up == s {
+        s
+    } else {
+        up + QUARTER_HOUR_MICROS
+    };
+    let last_whole = u.div_euclid(QUARTER_HOUR_MICROS) * QUARTER_HOUR_MICROS;
+    let ts = |m: i64| Timestamp::from_micros(m).unwrap_or(since);
+    let part = |a: i64, b: i64| (a < b).then(|| (ts(a), ts(b)));
+    if s >= u {
+        return QuarterSplit {
+            whole: None,
+            head: None,
+            tail: None,
+        };
+    }
+    if first_whole >= last_whole {
+        // No whole quarter hour inside: at most the two pieces around one boundary.
+        let mid = first_whole.min(u);
+        return QuarterSplit {
+            whole: None,
+            head: part(s, mid),
+            tail: part(mid, u),
+        };
+    }
+    QuarterSplit {
+        whole: part(first_whole, last_whole),
+        head: part(s, first_whole),
+        tail: part(last_whole, u),
+    }
+}
+
+#[cfg(test)]
+mod quarter_tests {
+    use super::*;
+
+    /// 2023-11-14 22:00:00 UTC, on a quarter hour.
+    const ALIGNED_MICROS: i64 = 1_699_999_200_000_000;
+
+    fn t(minutes: i64, seconds: i64) -> Timestamp {
+        Timestamp::from_micros(ALIGNED_MICROS + (minutes * 60 + seconds) * 1_000_000).unwrap()
+    }
+
+    /// Every instant of the range is in exactly one piece, `whole` is made of whole quarter
+    /// hours, and the ends are shorter than one.
+    fn covers_exactly(since: Timestamp, until: Timestamp) {
+        let split = split_quarters(since, until);
+        let pieces: Vec<_> = [split.head, split.whole, split.tail]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut at = since;
+        for (a, b) in &pieces {
+            assert_eq!(*a, at, "{since:?}..{until:?}: {split:?}");
+            assert!(a < b);
+            at = *b;
+        }
+        assert_eq!(at, until, "{since:?}..{until:?}: {split:?}");
+        if let Some((a, b)) = split.whole {
+            assert_eq!(a.as_micros() % QUARTER_HOUR_MICROS, 0);
+            assert_eq!(b.as_micros() % QUARTER_HOUR_MICROS, 0);
+        }
+        for (a, b) in [split.head, split.tail].into_iter().flatten() {
+            assert!(b.as_micros() - a.as_micros() < QUARTER_HOUR_MICROS);
+        }
+    }
+
+    #[test]
+    fn ranges_split_into_whole_quarter_hours_and_partial_ends() {
+        for (a, b) in [(0, 1), (0, 15), (3, 14), (3, 16), (3, 47), (0, 600), (14, 15), (15, 30)] {
+            covers_exactly(t(a, 7), t(b, 0));
+            covers_exactly(t(a, 0), t(b, 3));
+            covers_exactly(t(a, 0), t(b, 0));
+        }
+        let whole = split_quarters(t(0, 0), t(30, 0));
+        assert_eq!(whole.whole, Some((t(0, 0), t(30, 0))));
+        assert_eq!((whole.head, whole.tail), (None, None));
+        let inside_one = split_quarters(t(3, 0), t(7, 0));
+        assert_eq!(inside_one.whole, None);
+        let empty = QuarterSplit { whole: None, head: None, tail: None };
+        assert_eq!(split_quarters(t(5, 0), t(5, 0)), empty);
+    }
+}

@@ -1,7 +1,7 @@
 //! `LibraryService`: each RPC authorizes the caller, then delegates to a handler in `plays`,
 //! `likes` or `stats`, whose `ApiError` becomes the client's `Status` here, in one place.
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::interceptor::principal;
 use crate::{pb, pb::library_service_server::LibraryService, store::Store};
@@ -38,6 +38,16 @@ impl<S: Store> LibraryService for LibraryApi<S> {
         let caller = principal(&request)?;
         Ok(Response::new(
             self.record_plays(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn import_history(
+        &self,
+        request: Request<Streaming<pb::ImportHistoryRequest>>,
+    ) -> Reply<pb::ImportHistorySummary> {
+        let caller = principal(&request)?;
+        Ok(Response::new(
+            self.import_history(&caller, request.into_inner()).await?,
         ))
     }
 

@@ -1,5 +1,6 @@
 //! The gRPC transport: proto -> domain -> store -> proto. No SQL here.
 mod convert;
+mod import;
 mod interceptor;
 mod library;
 mod likes;

@@ -36,7 +36,7 @@ fn recorded_to_proto(r: Recorded) -> pb::RecordPlayResponse {
     }
 }
 
-fn input_of(p: &pb::NewPlay) -> NewPlayInput<'_> {
+pub(super) fn input_of(p: &pb::NewPlay) -> NewPlayInput<'_> {
     NewPlayInput {
         track_id: &p.track_id,
         played_for_seconds: p.played_for_seconds,

@@ -55,6 +55,9 @@ impl DatabaseKind {
 /// Everything the service asks of its database. Every method is scoped to one listener, and every
 /// write is committed before the method returns `Ok`.
 pub trait Store: Clone + Send + Sync + 'static {
+    /// Upkeep run at start-up and then daily: PostgreSQL creates the coming months' partitions.
+    fn housekeeping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
     /// A cheap round trip, for health checks.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
 
@@ -134,7 +137,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
 
     /// Statistics of the plays in `range`, with `top_tracks` top tracks, and plays per UTC quarter
-    /// hour within `buckets` (the daily-activity window).
+    /// hour within `buckets` (the daily-activity window). All-time statistics come from
+    /// aggregates kept with every write, never from a scan of the history.
     fn play_stats(
         &self,
         user: UserId,

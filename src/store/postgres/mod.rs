@@ -1,6 +1,10 @@
 //! The PostgreSQL store, for production. Plays are keyed `(user_id, played_at, id)`; every query
 //! is scoped to one user and served from an index that starts with `user_id`.
-use std::time::Duration;
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
 use time::OffsetDateTime;
@@ -12,6 +16,7 @@ use crate::domain::{
 };
 
 mod likes;
+mod partitions;
 mod plays;
 mod stats;
 
@@ -20,6 +25,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Months (UTC) whose plays partition is known to exist, so that writes skip the check.
+    partitions: Arc<Mutex<HashSet<(i32, u8)>>>,
 }
 
 impl PgStore {
@@ -30,7 +37,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            partitions: Arc::default(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -77,6 +87,10 @@ fn micros(t: OffsetDateTime) -> StoreResult<i64> {
 }
 
 impl Store for PgStore {
+    async fn housekeeping(&self) -> StoreResult<()> {
+        self.prepare_partitions().await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

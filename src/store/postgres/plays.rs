@@ -1,3 +1,5 @@
+use std::collections::{HashMap, HashSet};
+
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -9,12 +11,12 @@ use crate::{
         UserId,
     },
     store::{
-        StoreResult,
+        StoreError, StoreResult,
         rows::{PlayParts, count, new_play},
     },
 };
 
-#[derive(FromRow)]
+#[derive(FromRow, Clone)]
 struct PlayRow {
     user_id: Uuid,
     id: Uuid,
@@ -23,6 +25,60 @@ struct PlayRow {
     played_for_seconds: i32,
     completed: bool,
     source: String,
+}
+
+#[derive(FromRow)]
+struct KeyedPlayRow {
+    request_id: String,
+    #[sqlx(flatten)]
+    play: PlayRow,
+}
+
+/// A batch as columns, for `UNNEST`. A `request_id` repeated within the batch is sent once: the
+/// later items are duplicates of the first, which the second statement resolves.
+struct Batch {
+    plays: Vec<Play>,
+    ids: Vec<Uuid>,
+    track_ids: Vec<Uuid>,
+    played_at: Vec<OffsetDateTime>,
+    seconds: Vec<i32>,
+    completed: Vec<bool>,
+    sources: Vec<String>,
+    request_ids: Vec<Option<String>>,
+}
+
+impl Batch {
+    fn of(user: UserId, new: &[NewPlay]) -> Self {
+        let mut seen = HashSet::new();
+        let mut batch = Batch {
+            plays: Vec::with_capacity(new.len()),
+            ids: Vec::with_capacity(new.len()),
+            track_ids: Vec::with_capacity(new.len()),
+            played_at: Vec::with_capacity(new.len()),
+            seconds: Vec::with_capacity(new.len()),
+            completed: Vec::with_capacity(new.len()),
+            sources: Vec::with_capacity(new.len()),
+            request_ids: Vec::with_capacity(new.len()),
+        };
+        for p in new {
+            let play = new_play(user, p);
+            let key = p.request_id.as_ref().map(|k| k.as_str());
+            if key.is_some_and(|k| !seen.insert(k)) {
+                // Not sent: its id can never be returned as stored.
+                batch.plays.push(play);
+                continue;
+            }
+            batch.ids.push(play.id.as_uuid());
+            batch.track_ids.push(play.track_id.as_uuid());
+            batch.played_at.push(to_pg(play.played_at));
+            batch.seconds.push(play.played_for_seconds as i32);
+            batch.completed.push(play.completed);
+            batch.sources.push(play.source.clone());
+            batch.request_ids.push(key.map(str::to_string));
+            batch.plays.push(play);
+        }
+        batch
+    }
 }
 
 impl PlayRow {
@@ -41,71 +97,99 @@ impl PlayRow {
 }
 
 impl PgStore {
+    /// One statement stores the whole batch: the idempotency keys are claimed and the plays
+    /// inserted from arrays (`UNNEST`), so 1000 plays cost one round trip, and the aggregate
+    /// triggers run once per statement. A play whose key was already claimed (by an earlier call
+    /// or a concurrent one, which `ON CONFLICT` waits for) is not inserted; a second statement
+    /// then reads the first plays of those keys.
     pub(super) async fn insert_plays(
         &self,
         user: UserId,
         plays: Vec<NewPlay>,
     ) -> StoreResult<Vec<Recorded>> {
-        let mut tx = self.pool.begin().await?;
-        let mut results = Vec::with_capacity(plays.len());
-        for p in &plays {
-            let play = new_play(user, p);
-            if let Some(request_id) = &p.request_id {
-                // Claim the key first. A concurrent claimant waits here until the first commits,
-                // then finds the key taken: exactly one play is stored.
-                let claimed: Option<Uuid> = sqlx::query_scalar(
-                    "INSERT INTO play_requests
-                       (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed, source)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (user_id, request_id) DO NOTHING
-                     RETURNING play_id",
-                )
-                .bind(user.as_uuid())
-                .bind(request_id.as_str())
-                .bind(play.id.as_uuid())
-                .bind(play.track_id.as_uuid())
-                .bind(to_pg(play.played_at))
-                .bind(play.played_for_seconds as i32)
-                .bind(play.completed)
-                .bind(&play.source)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if claimed.is_none() {
-                    let first: PlayRow = sqlx::query_as(
-                        "SELECT user_id, play_id AS id, track_id, played_at, played_for_seconds, completed, source
-                         FROM play_requests WHERE user_id = $1 AND request_id = $2",
-                    )
-                    .bind(user.as_uuid())
-                    .bind(request_id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    results.push(Recorded {
-                        play: first.into_play()?,
-                        duplicate: true,
-                    });
+        self.ensure_partitions(plays.iter().map(|p| p.played_at))
+            .await?;
+        let batch = Batch::of(user, &plays);
+        let stored: Vec<Uuid> = sqlx::query_scalar(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($2::uuid[], $3::uuid[], $4::timestamptz[], $5::int4[],
+                                      $6::bool[], $7::text[], $8::text[])
+                     AS t(id, track_id, played_at, played_for_seconds, completed, source, request_id)
+             ),
+             claimed AS (
+                 INSERT INTO play_requests
+                     (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed, source)
+                 SELECT $1, request_id, id, track_id, played_at, played_for_seconds, completed, source
+                 FROM input WHERE request_id IS NOT NULL
+                 ON CONFLICT (user_id, request_id) DO NOTHING
+                 RETURNING play_id
+             )
+             INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source)
+             SELECT $1, played_at, id, track_id, played_for_seconds, completed, source
+             FROM input WHERE request_id IS NULL OR id IN (SELECT play_id FROM claimed)
+             RETURNING id",
+        )
+        .bind(user.as_uuid())
+        .bind(&batch.ids)
+        .bind(&batch.track_ids)
+        .bind(&batch.played_at)
+        .bind(&batch.seconds)
+        .bind(&batch.completed)
+        .bind(&batch.sources)
+        .bind(&batch.request_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let stored: HashSet<Uuid> = stored.into_iter().collect();
+        let mut results: Vec<Option<Recorded>> = batch
+            .plays
+            .into_iter()
+            .map(|play| {
+                stored.contains(&play.id.as_uuid()).then_some(Recorded {
+                    play,
+                    duplicate: false,
+                })
+            })
+            .collect();
+        let missing: Vec<&str> = plays
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_none())
+            .filter_map(|(p, _)| p.request_id.as_ref().map(|k| k.as_str()))
+            .collect();
+        if !missing.is_empty() {
+            let firsts: Vec<(String, PlayRow)> = self.first_plays(user, &missing).await?;
+            let firsts: HashMap<String, PlayRow> = firsts.into_iter().collect();
+            for (p, result) in plays.iter().zip(results.iter_mut()) {
+                if result.is_some() {
                     continue;
                 }
+                let first = p
+                    .request_id
+                    .as_ref()
+                    .and_then(|k| firsts.get(k.as_str()))
+                    .ok_or_else(|| StoreError::Corrupt("a claimed request_id has no record".into()))?;
+                *result = Some(Recorded {
+                    play: first.clone().into_play()?,
+                    duplicate: true,
+                });
             }
-            sqlx::query(
-                "INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(user.as_uuid())
-            .bind(to_pg(play.played_at))
-            .bind(play.id.as_uuid())
-            .bind(play.track_id.as_uuid())
-            .bind(play.played_for_seconds as i32)
-            .bind(play.completed)
-            .bind(&play.source)
-            .execute(&mut *tx)
-            .await?;
-            results.push(Recorded {
-                play,
-                duplicate: false,
-            });
         }
-        tx.commit().await?;
-        Ok(results)
+        results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| StoreError::Corrupt("a play has no result".into())))
+            .collect()
+    }
+
+    async fn first_plays(&self, user: UserId, keys: &[&str]) -> StoreResult<Vec<(String, PlayRow)>> {
+        let rows: Vec<KeyedPlayRow> = sqlx::query_as(
+            "SELECT request_id, user_id, play_id AS id, track_id, played_at, played_for_seconds, completed, source
+             FROM play_requests WHERE user_id = $1 AND request_id = ANY($2)",
+        )
+        .bind(user.as_uuid())
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.request_id, r.play)).collect())
     }
 
     pub(super) async fn select_history(

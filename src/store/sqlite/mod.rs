@@ -93,6 +93,10 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    async fn housekeeping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())

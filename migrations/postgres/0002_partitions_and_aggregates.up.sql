@@ -1,0 +1,162 @@
+-- Scale: plays become range-partitioned by played_at, one partition per UTC month, and the
+-- figures GetLibraryStats reports for all time are kept in aggregate tables that triggers update
+-- in the same transaction as every insert and delete of plays.
+
+-- 1. Partitioned plays. Keys keep user_id first (ready for sharding by user); played_at is in the
+--    primary key because a partitioned table's unique keys must contain the partition key.
+ALTER TABLE plays RENAME TO plays_unpartitioned;
+ALTER TABLE plays_unpartitioned RENAME CONSTRAINT plays_pkey TO plays_unpartitioned_pkey;
+ALTER INDEX plays_user_id_id RENAME TO plays_unpartitioned_user_id_id;
+ALTER INDEX plays_user_track_played_at RENAME TO plays_unpartitioned_user_track_played_at;
+
+CREATE TABLE plays (
+    user_id            uuid        NOT NULL,
+    played_at          timestamptz NOT NULL,
+    id                 uuid        NOT NULL,
+    track_id           uuid        NOT NULL,
+    played_for_seconds integer     NOT NULL CHECK (played_for_seconds BETWEEN 0 AND 86400),
+    completed          boolean     NOT NULL,
+    source             text        NOT NULL DEFAULT '' CHECK (char_length(source) <= 50),
+    recorded_at        timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT plays_pkey PRIMARY KEY (user_id, played_at, id)
+) PARTITION BY RANGE (played_at);
+CREATE INDEX plays_user_id_id ON plays (user_id, id);
+CREATE INDEX plays_user_track_played_at ON plays (user_id, track_id, played_at, id);
+
+-- Creates the partition holding `at` (plays_YYYY_MM, UTC months) unless it exists; true when it
+-- created it. The service calls it ahead of time for the coming months and before writing plays
+-- into a month it has not seen (imports reach far back). The advisory lock makes concurrent
+-- callers wait for each other instead of failing on a duplicate name.
+CREATE FUNCTION library_ensure_play_partition(at timestamptz) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    month_start timestamptz := date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    name text := 'plays_' || to_char(month_start AT TIME ZONE 'UTC', 'YYYY_MM');
+BEGIN
+    IF to_regclass(name) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('library_ensure_play_partition'));
+    IF to_regclass(name) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('CREATE TABLE %I PARTITION OF plays FOR VALUES FROM (%L) TO (%L)',
+                   name, month_start, month_start + interval '1 month');
+    RETURN true;
+END
+$$;
+
+SELECT library_ensure_play_partition(month)
+FROM (SELECT DISTINCT date_trunc('month', played_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS month
+      FROM plays_unpartitioned
+      UNION
+      SELECT now() + m * interval '1 month' FROM generate_series(0, 2) AS m) AS months;
+
+INSERT INTO plays SELECT * FROM plays_unpartitioned;
+DROP TABLE plays_unpartitioned;
+
+-- 2. Aggregates, one row per (user, track), (user, source) and (user, UTC quarter hour): the
+--    quarter hour is the coarsest bucket from which days in every time zone (Asia/Kathmandu is
+--    +05:45) can be assembled. A row whose plays reach zero is deleted.
+CREATE TABLE user_track_stats (
+    user_id  uuid   NOT NULL,
+    track_id uuid   NOT NULL,
+    plays    bigint NOT NULL,
+    seconds  bigint NOT NULL,
+    CONSTRAINT user_track_stats_pkey PRIMARY KEY (user_id, track_id)
+);
+-- Top tracks: the first rows of this index, no sort.
+CREATE INDEX user_track_stats_top ON user_track_stats (user_id, plays DESC, seconds DESC, track_id);
+
+CREATE TABLE user_source_stats (
+    user_id   uuid   NOT NULL,
+    source    text   NOT NULL,
+    plays     bigint NOT NULL,
+    completed bigint NOT NULL,
+    seconds   bigint NOT NULL,
+    CONSTRAINT user_source_stats_pkey PRIMARY KEY (user_id, source)
+);
+
+CREATE TABLE user_quarter_stats (
+    user_id       uuid        NOT NULL,
+    quarter_start timestamptz NOT NULL,
+    plays         bigint      NOT NULL,
+    seconds       bigint      NOT NULL,
+    CONSTRAINT user_quarter_stats_pkey PRIMARY KEY (user_id, quarter_start)
+);
+
+-- Statement-level triggers see all rows of a bulk insert or delete at once (transition tables),
+-- so a batch of 1000 plays costs three grouped upserts, not 3000 single-row ones. ORDER BY gives
+-- concurrent writers one lock order.
+CREATE FUNCTION plays_count_inserted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO user_track_stats AS s (user_id, track_id, plays, seconds)
+    SELECT user_id, track_id, count(*), sum(played_for_seconds)
+    FROM inserted_plays GROUP BY user_id, track_id ORDER BY user_id, track_id
+    ON CONFLICT (user_id, track_id) DO UPDATE
+        SET plays = s.plays + EXCLUDED.plays, seconds = s.seconds + EXCLUDED.seconds;
+
+    INSERT INTO user_source_stats AS s (user_id, source, plays, completed, seconds)
+    SELECT user_id, source, count(*), count(*) FILTER (WHERE completed), sum(played_for_seconds)
+    FROM inserted_plays GROUP BY user_id, source ORDER BY user_id, source
+    ON CONFLICT (user_id, source) DO UPDATE
+        SET plays = s.plays + EXCLUDED.plays, completed = s.completed + EXCLUDED.completed,
+            seconds = s.seconds + EXCLUDED.seconds;
+
+    INSERT INTO user_quarter_stats AS s (user_id, quarter_start, plays, seconds)
+    SELECT user_id, date_bin('15 minutes', played_at, timestamptz 'epoch') AS q, count(*),
+           sum(played_for_seconds)
+    FROM inserted_plays GROUP BY user_id, q ORDER BY user_id, q
+    ON CONFLICT (user_id, quarter_start) DO UPDATE
+        SET plays = s.plays + EXCLUDED.plays, seconds = s.seconds + EXCLUDED.seconds;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION plays_count_deleted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE user_track_stats s SET plays = s.plays - d.plays, seconds = s.seconds - d.seconds
+    FROM (SELECT user_id, track_id, count(*) AS plays, sum(played_for_seconds) AS seconds
+          FROM deleted_plays GROUP BY user_id, track_id) d
+    WHERE s.user_id = d.user_id AND s.track_id = d.track_id;
+    DELETE FROM user_track_stats s USING (SELECT DISTINCT user_id, track_id FROM deleted_plays) d
+    WHERE s.user_id = d.user_id AND s.track_id = d.track_id AND s.plays = 0;
+
+    UPDATE user_source_stats s
+    SET plays = s.plays - d.plays, completed = s.completed - d.completed, seconds = s.seconds - d.seconds
+    FROM (SELECT user_id, source, count(*) AS plays, count(*) FILTER (WHERE completed) AS completed,
+                 sum(played_for_seconds) AS seconds
+          FROM deleted_plays GROUP BY user_id, source) d
+    WHERE s.user_id = d.user_id AND s.source = d.source;
+    DELETE FROM user_source_stats s USING (SELECT DISTINCT user_id, source FROM deleted_plays) d
+    WHERE s.user_id = d.user_id AND s.source = d.source AND s.plays = 0;
+
+    UPDATE user_quarter_stats s SET plays = s.plays - d.plays, seconds = s.seconds - d.seconds
+    FROM (SELECT user_id, date_bin('15 minutes', played_at, timestamptz 'epoch') AS q,
+                 count(*) AS plays, sum(played_for_seconds) AS seconds
+          FROM deleted_plays GROUP BY 1, 2) d
+    WHERE s.user_id = d.user_id AND s.quarter_start = d.q;
+    DELETE FROM user_quarter_stats s
+    USING (SELECT DISTINCT user_id, date_bin('15 minutes', played_at, timestamptz 'epoch') AS q
+           FROM deleted_plays) d
+    WHERE s.user_id = d.user_id AND s.quarter_start = d.q AND s.plays = 0;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER plays_count_inserted AFTER INSERT ON plays
+    REFERENCING NEW TABLE AS inserted_plays FOR EACH STATEMENT EXECUTE FUNCTION plays_count_inserted();
+CREATE TRIGGER plays_count_deleted AFTER DELETE ON plays
+    REFERENCING OLD TABLE AS deleted_plays FOR EACH STATEMENT EXECUTE FUNCTION plays_count_deleted();
+
+-- 3. Aggregates for the plays already stored.
+INSERT INTO user_track_stats
+SELECT user_id, track_id, count(*), sum(played_for_seconds) FROM plays GROUP BY 1, 2;
+INSERT INTO user_source_stats
+SELECT user_id, source, count(*), count(*) FILTER (WHERE completed), sum(played_for_seconds)
+FROM plays GROUP BY 1, 2;
+INSERT INTO user_quarter_stats
+SELECT user_id, date_bin('15 minutes', played_at, timestamptz 'epoch'), count(*), sum(played_for_seconds)
+FROM plays GROUP BY 1, 2;
