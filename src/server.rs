@@ -89,10 +89,7 @@ async fn serve<S: Store>(
     listener: TcpListener,
     shutdown: BoxFuture<()>,
 ) -> anyhow::Result<()> {
-    store
-        .housekeeping()
-        .await
-        .context("preparing the store")?;
+    store.housekeeping().await.context("preparing the store")?;
     let upkeep = tokio::spawn(housekeeping(store.clone()));
     let (health, health_service) = tonic_health::server::health_reporter();
     health

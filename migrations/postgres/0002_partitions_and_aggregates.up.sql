@@ -160,3 +160,50 @@ FROM plays GROUP BY 1, 2;
 INSERT INTO user_quarter_stats
 SELECT user_id, date_bin('15 minutes', played_at, timestamptz 'epoch'), count(*), sum(played_for_seconds)
 FROM plays GROUP BY 1, 2;
+
+-- 4. Retention by whole months: drops one partition after taking its plays out of the aggregates
+--    (dropping fires no delete trigger). Returns the number of plays dropped. The service calls it
+--    only for partitions that end at or before the retention cutoff.
+CREATE FUNCTION library_drop_play_partition(part regclass) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    dropped bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %s', part) INTO dropped;
+    EXECUTE format($sql$
+        UPDATE user_track_stats s SET plays = s.plays - d.plays, seconds = s.seconds - d.seconds
+        FROM (SELECT user_id, track_id, count(*) AS plays, sum(played_for_seconds) AS seconds
+              FROM %s GROUP BY user_id, track_id) d
+        WHERE s.user_id = d.user_id AND s.track_id = d.track_id$sql$, part);
+    EXECUTE format($sql$
+        DELETE FROM user_track_stats s USING (SELECT DISTINCT user_id, track_id FROM %s) d
+        WHERE s.user_id = d.user_id AND s.track_id = d.track_id AND s.plays = 0$sql$, part);
+    EXECUTE format($sql$
+        UPDATE user_source_stats s
+        SET plays = s.plays - d.plays, completed = s.completed - d.completed,
+            seconds = s.seconds - d.seconds
+        FROM (SELECT user_id, source, count(*) AS plays, count(*) FILTER (WHERE completed) AS completed,
+                     sum(played_for_seconds) AS seconds
+              FROM %s GROUP BY user_id, source) d
+        WHERE s.user_id = d.user_id AND s.source = d.source$sql$, part);
+    EXECUTE format($sql$
+        DELETE FROM user_source_stats s USING (SELECT DISTINCT user_id, source FROM %s) d
+        WHERE s.user_id = d.user_id AND s.source = d.source AND s.plays = 0$sql$, part);
+    -- A month is whole quarter hours: its quarter-hour rows go entirely.
+    EXECUTE format($sql$
+        DELETE FROM user_quarter_stats s
+        USING (SELECT DISTINCT user_id, date_bin('15 minutes', played_at, timestamptz 'epoch') AS q
+               FROM %s) d
+        WHERE s.user_id = d.user_id AND s.quarter_start = d.q$sql$, part);
+    EXECUTE format('DROP TABLE %s', part);
+    RETURN dropped;
+END
+$$;
+
+-- The partitions of plays with their upper bounds, for retention.
+CREATE VIEW library_play_partitions AS
+SELECT c.oid::regclass AS part,
+       substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']+)''\)')::timestamptz AS upper_bound
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'plays'::regclass;
+

@@ -18,7 +18,8 @@ CREATE TABLE user_source_stats (
     PRIMARY KEY (user_id, source)
 ) WITHOUT ROWID;
 
--- quarter_start: microseconds since the epoch, a multiple of 15 minutes.
+-- quarter_start: microseconds since the epoch, a multiple of 15 minutes. SQLite's % truncates
+-- toward zero, so the floor is written out to stay right for plays before 1970.
 CREATE TABLE user_quarter_stats (
     user_id       BLOB    NOT NULL,
     quarter_start INTEGER NOT NULL,
@@ -39,7 +40,7 @@ BEGIN
         SET plays = plays + 1, completed = completed + excluded.completed,
             seconds = seconds + excluded.seconds;
     INSERT INTO user_quarter_stats (user_id, quarter_start, plays, seconds)
-    VALUES (NEW.user_id, NEW.played_at - NEW.played_at % 900000000, 1, NEW.played_for_seconds)
+    VALUES (NEW.user_id, NEW.played_at - ((NEW.played_at % 900000000) + 900000000) % 900000000, 1, NEW.played_for_seconds)
     ON CONFLICT (user_id, quarter_start) DO UPDATE
         SET plays = plays + 1, seconds = seconds + excluded.seconds;
 END;
@@ -57,9 +58,9 @@ BEGIN
     DELETE FROM user_source_stats
     WHERE user_id = OLD.user_id AND source = OLD.source AND plays = 0;
     UPDATE user_quarter_stats SET plays = plays - 1, seconds = seconds - OLD.played_for_seconds
-    WHERE user_id = OLD.user_id AND quarter_start = OLD.played_at - OLD.played_at % 900000000;
+    WHERE user_id = OLD.user_id AND quarter_start = OLD.played_at - ((OLD.played_at % 900000000) + 900000000) % 900000000;
     DELETE FROM user_quarter_stats
-    WHERE user_id = OLD.user_id AND quarter_start = OLD.played_at - OLD.played_at % 900000000
+    WHERE user_id = OLD.user_id AND quarter_start = OLD.played_at - ((OLD.played_at % 900000000) + 900000000) % 900000000
       AND plays = 0;
 END;
 
@@ -68,5 +69,5 @@ SELECT user_id, track_id, count(*), sum(played_for_seconds) FROM plays GROUP BY 
 INSERT INTO user_source_stats
 SELECT user_id, source, count(*), sum(completed), sum(played_for_seconds) FROM plays GROUP BY 1, 2;
 INSERT INTO user_quarter_stats
-SELECT user_id, played_at - played_at % 900000000, count(*), sum(played_for_seconds)
+SELECT user_id, played_at - ((played_at % 900000000) + 900000000) % 900000000, count(*), sum(played_for_seconds)
 FROM plays GROUP BY 1, 2;

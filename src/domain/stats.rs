@@ -231,11 +231,7 @@ pub struct QuarterSplit {
 pub fn split_quarters(since: Timestamp, until: Timestamp) -> QuarterSplit {
     let (s, u) = (since.as_micros(), until.as_micros());
     let up = s.div_euclid(QUARTER_HOUR_MICROS) * QUARTER_HOUR_MICROS;
-    let first_whole = if up == s {
-        s
-    } else {
-        up + QUARTER_HOUR_MICROS
-    };
+    let first_whole = if up == s { s } else { up + QUARTER_HOUR_MICROS };
     let last_whole = u.div_euclid(QUARTER_HOUR_MICROS) * QUARTER_HOUR_MICROS;
     let ts = |m: i64| Timestamp::from_micros(m).unwrap_or(since);
     let part = |a: i64, b: i64| (a < b).then(|| (ts(a), ts(b)));
@@ -299,7 +295,16 @@ mod quarter_tests {
 
     #[test]
     fn ranges_split_into_whole_quarter_hours_and_partial_ends() {
-        for (a, b) in [(0, 1), (0, 15), (3, 14), (3, 16), (3, 47), (0, 600), (14, 15), (15, 30)] {
+        for (a, b) in [
+            (0, 1),
+            (0, 15),
+            (3, 14),
+            (3, 16),
+            (3, 47),
+            (0, 600),
+            (14, 15),
+            (15, 30),
+        ] {
             covers_exactly(t(a, 7), t(b, 0));
             covers_exactly(t(a, 0), t(b, 3));
             covers_exactly(t(a, 0), t(b, 0));
@@ -309,7 +314,11 @@ mod quarter_tests {
         assert_eq!((whole.head, whole.tail), (None, None));
         let inside_one = split_quarters(t(3, 0), t(7, 0));
         assert_eq!(inside_one.whole, None);
-        let empty = QuarterSplit { whole: None, head: None, tail: None };
+        let empty = QuarterSplit {
+            whole: None,
+            head: None,
+            tail: None,
+        };
         assert_eq!(split_quarters(t(5, 0), t(5, 0)), empty);
     }
 }

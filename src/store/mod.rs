@@ -94,6 +94,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         dry_run: bool,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
+    /// Retention across all listeners: deletes (or with `dry_run` counts) every play played before
+    /// `cutoff`, keeping the aggregates right. PostgreSQL drops whole monthly partitions where it
+    /// can instead of deleting row by row.
+    fn purge_plays_before(
+        &self,
+        cutoff: Timestamp,
+        dry_run: bool,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
     /// Likes a track at `now`. Liking again keeps `liked_at`; notes change only when given
     /// (and then `updated_at` becomes `now`).
     fn like_track(

@@ -27,9 +27,11 @@ macro_rules! backend_tests {
     };
 }
 
+mod aggregates;
 mod auth;
 mod helpers;
 mod history;
+mod import;
 mod likes;
 mod plays;
 mod server;

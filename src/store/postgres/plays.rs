@@ -81,6 +81,12 @@ impl Batch {
     }
 }
 
+/// PostgreSQL's check_violation for a row that no partition accepts.
+fn is_missing_partition(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|db| db.code().as_deref() == Some("23514") && db.constraint().is_none())
+}
+
 impl PlayRow {
     fn into_play(self) -> StoreResult<Play> {
         PlayParts {
@@ -107,38 +113,19 @@ impl PgStore {
         user: UserId,
         plays: Vec<NewPlay>,
     ) -> StoreResult<Vec<Recorded>> {
-        self.ensure_partitions(plays.iter().map(|p| p.played_at))
-            .await?;
         let batch = Batch::of(user, &plays);
-        let stored: Vec<Uuid> = sqlx::query_scalar(
-            "WITH input AS (
-                 SELECT * FROM UNNEST($2::uuid[], $3::uuid[], $4::timestamptz[], $5::int4[],
-                                      $6::bool[], $7::text[], $8::text[])
-                     AS t(id, track_id, played_at, played_for_seconds, completed, source, request_id)
-             ),
-             claimed AS (
-                 INSERT INTO play_requests
-                     (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed, source)
-                 SELECT $1, request_id, id, track_id, played_at, played_for_seconds, completed, source
-                 FROM input WHERE request_id IS NOT NULL
-                 ON CONFLICT (user_id, request_id) DO NOTHING
-                 RETURNING play_id
-             )
-             INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source)
-             SELECT $1, played_at, id, track_id, played_for_seconds, completed, source
-             FROM input WHERE request_id IS NULL OR id IN (SELECT play_id FROM claimed)
-             RETURNING id",
-        )
-        .bind(user.as_uuid())
-        .bind(&batch.ids)
-        .bind(&batch.track_ids)
-        .bind(&batch.played_at)
-        .bind(&batch.seconds)
-        .bind(&batch.completed)
-        .bind(&batch.sources)
-        .bind(&batch.request_ids)
-        .fetch_all(&self.pool)
-        .await?;
+        self.ensure_partitions(batch.played_at.iter().copied())
+            .await?;
+        let stored = match self.insert_batch(user, &batch).await {
+            // Another instance's retention dropped a month this one still believed existed.
+            Err(e) if is_missing_partition(&e) => {
+                self.forget_partitions();
+                self.ensure_partitions(batch.played_at.iter().copied())
+                    .await?;
+                self.insert_batch(user, &batch).await?
+            }
+            stored => stored?,
+        };
         let stored: HashSet<Uuid> = stored.into_iter().collect();
         let mut results: Vec<Option<Recorded>> = batch
             .plays
@@ -167,7 +154,9 @@ impl PgStore {
                     .request_id
                     .as_ref()
                     .and_then(|k| firsts.get(k.as_str()))
-                    .ok_or_else(|| StoreError::Corrupt("a claimed request_id has no record".into()))?;
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("a claimed request_id has no record".into())
+                    })?;
                 *result = Some(Recorded {
                     play: first.clone().into_play()?,
                     duplicate: true,
@@ -180,7 +169,43 @@ impl PgStore {
             .collect()
     }
 
-    async fn first_plays(&self, user: UserId, keys: &[&str]) -> StoreResult<Vec<(String, PlayRow)>> {
+    async fn insert_batch(&self, user: UserId, batch: &Batch) -> Result<Vec<Uuid>, sqlx::Error> {
+        sqlx::query_scalar(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($2::uuid[], $3::uuid[], $4::timestamptz[], $5::int4[],
+                                      $6::bool[], $7::text[], $8::text[])
+                     AS t(id, track_id, played_at, played_for_seconds, completed, source, request_id)
+             ),
+             claimed AS (
+                 INSERT INTO play_requests
+                     (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed, source)
+                 SELECT $1, request_id, id, track_id, played_at, played_for_seconds, completed, source
+                 FROM input WHERE request_id IS NOT NULL
+                 ON CONFLICT (user_id, request_id) DO NOTHING
+                 RETURNING play_id
+             )
+             INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source)
+             SELECT $1, played_at, id, track_id, played_for_seconds, completed, source
+             FROM input WHERE request_id IS NULL OR id IN (SELECT play_id FROM claimed)
+             RETURNING id",
+        )
+        .bind(user.as_uuid())
+        .bind(&batch.ids)
+        .bind(&batch.track_ids)
+        .bind(&batch.played_at)
+        .bind(&batch.seconds)
+        .bind(&batch.completed)
+        .bind(&batch.sources)
+        .bind(&batch.request_ids)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    async fn first_plays(
+        &self,
+        user: UserId,
+        keys: &[&str],
+    ) -> StoreResult<Vec<(String, PlayRow)>> {
         let rows: Vec<KeyedPlayRow> = sqlx::query_as(
             "SELECT request_id, user_id, play_id AS id, track_id, played_at, played_for_seconds, completed, source
              FROM play_requests WHERE user_id = $1 AND request_id = ANY($2)",

@@ -98,7 +98,10 @@ async fn all_time(conn: &mut PgConnection, user: UserId, top_tracks: u32) -> Sto
         first: first.map(micros).transpose()?,
         last: last.map(micros).transpose()?,
         top,
-        sources: sources.into_iter().map(|(s, plays, _, _)| (s, plays)).collect(),
+        sources: sources
+            .into_iter()
+            .map(|(s, plays, _, _)| (s, plays))
+            .collect(),
         quarters: Vec::new(),
         liked: 0,
     })

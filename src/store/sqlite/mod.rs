@@ -129,6 +129,10 @@ impl Store for SqliteStore {
         self.remove_history(user, before, dry_run).await
     }
 
+    async fn purge_plays_before(&self, cutoff: Timestamp, dry_run: bool) -> StoreResult<u64> {
+        self.purge_before(cutoff, dry_run).await
+    }
+
     async fn like_track(
         &self,
         user: UserId,

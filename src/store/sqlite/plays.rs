@@ -189,3 +189,36 @@ impl SqliteStore {
         Ok(done.rows_affected())
     }
 }
+
+/// Plays deleted per retention transaction: the single writer is released between chunks, so
+/// listeners' writes are never held up for the whole purge.
+const PURGE_CHUNK: i64 = 10_000;
+
+impl SqliteStore {
+    pub(super) async fn purge_before(&self, cutoff: Timestamp, dry_run: bool) -> StoreResult<u64> {
+        if dry_run {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plays WHERE played_at < ?")
+                .bind(cutoff.as_micros())
+                .fetch_one(&self.reader)
+                .await?;
+            return count(n);
+        }
+        let mut deleted = 0;
+        loop {
+            let mut tx = self.write().await?;
+            let done = sqlx::query(
+                "DELETE FROM plays WHERE (user_id, played_at, id) IN
+                   (SELECT user_id, played_at, id FROM plays WHERE played_at < ? LIMIT ?)",
+            )
+            .bind(cutoff.as_micros())
+            .bind(PURGE_CHUNK)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            deleted += done.rows_affected();
+            if done.rows_affected() < PURGE_CHUNK as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Store-level behaviour the API does not expose yet: retention across every listener (the admin
+//! service's PurgeHistory builds on it). Run on SQLite always and on PostgreSQL when
+//! LIBRARY_TEST_POSTGRES_URL is set.
+#[path = "support/mod.rs"]
+mod support;
+
+use library_service::{
+    domain::{HistoryQuery, NewPlay, NewPlayInput, TimeRange, Timestamp, UserId},
+    store::{PgStore, SqliteStore, Store},
+};
+use support::db;
+
+fn time(rfc3339: &str) -> Timestamp {
+    let t: jiff::Timestamp = rfc3339.parse().expect("RFC 3339");
+    Timestamp::from_micros(t.as_microsecond()).expect("in range")
+}
+
+fn new_play(at: Timestamp, seconds: u32) -> NewPlay {
+    NewPlay::parse(
+        NewPlayInput {
+            track_id: &uuid::Uuid::new_v4().to_string(),
+            played_for_seconds: seconds,
+            completed: true,
+            source: "album",
+            played_at: Some(Ok(at)),
+            request_id: "",
+        },
+        Timestamp::now(),
+    )
+    .expect("a valid play")
+}
+
+/// Three plays on the 1st, 10th and 20th of January to June 2024, at midnight UTC.
+fn half_a_year() -> Vec<NewPlay> {
+    (1..=6)
+        .flat_map(|month| {
+            [1, 10, 20]
+                .map(|day| new_play(time(&format!("2024-{month:02}-{day:02}T00:00:00Z")), 60))
+        })
+        .collect()
+}
+
+async fn played_at(store: &impl Store, user: UserId) -> Vec<Timestamp> {
+    store
+        .history_page(user, &HistoryQuery::default(), None, 1000)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|p| p.played_at)
+        .collect()
+}
+
+async fn retention_deletes_every_listeners_plays_before_the_cutoff(store: impl Store) {
+    let (a, b) = (
+        UserId::from_uuid(uuid::Uuid::new_v4()),
+        UserId::from_uuid(uuid::Uuid::new_v4()),
+    );
+    store
+        .record_plays(a, half_a_year())
+        .await
+        .expect("plays of a");
+    store
+        .record_plays(b, half_a_year())
+        .await
+        .expect("plays of b");
+    let cutoff = time("2024-04-10T12:00:00Z");
+
+    // January to March whole, and April 1st and 10th: 11 plays each.
+    let counted = store
+        .purge_plays_before(cutoff, true)
+        .await
+        .expect("dry run");
+    assert_eq!(counted, 22);
+    assert_eq!(
+        played_at(&store, a).await.len(),
+        18,
+        "a dry run deletes nothing"
+    );
+
+    let purged = store
+        .purge_plays_before(cutoff, false)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 22);
+    for user in [a, b] {
+        let left = played_at(&store, user).await;
+        assert_eq!(left.len(), 7);
+        assert!(left.iter().all(|t| *t >= cutoff), "{left:?}");
+
+        // The aggregates lost exactly the purged plays: all-time equals a recount.
+        let all_time = store
+            .play_stats(user, TimeRange::default(), 100, TimeRange::default())
+            .await
+            .expect("stats");
+        let recount = store
+            .play_stats(
+                user,
+                TimeRange {
+                    since: Some(time("2000-01-01T00:00:00Z")),
+                    until: Some(time("2030-01-01T00:00:00Z")),
+                },
+                100,
+                TimeRange::default(),
+            )
+            .await
+            .expect("stats");
+        assert_eq!(all_time, recount);
+        assert_eq!(all_time.total_plays, 7);
+        assert_eq!(all_time.listening_seconds, 7 * 60);
+        assert_eq!(all_time.top_tracks.len(), 7);
+        assert_eq!(all_time.first_played_at, Some(time("2024-04-20T00:00:00Z")));
+    }
+
+    // A late import into a purged month still works.
+    store
+        .record_plays(a, vec![new_play(time("2024-02-15T00:00:00Z"), 1)])
+        .await
+        .expect("an old play after retention");
+    assert_eq!(played_at(&store, a).await.len(), 8);
+    assert_eq!(
+        store
+            .purge_plays_before(cutoff, false)
+            .await
+            .expect("purge"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn retention_deletes_every_listeners_plays_before_the_cutoff_on_sqlite() {
+    let test_db = db::sqlite();
+    let store = SqliteStore::connect(test_db.url(), 4)
+        .await
+        .expect("sqlite opens");
+    store.migrate().await.expect("migrations");
+    retention_deletes_every_listeners_plays_before_the_cutoff(store).await;
+}
+
+#[tokio::test]
+async fn retention_drops_whole_monthly_partitions_on_postgres() {
+    let Some(test_db) = db::postgres().await else {
+        return;
+    };
+    let store = PgStore::connect(test_db.url(), 4)
+        .await
+        .expect("postgres connects");
+    store.migrate().await.expect("migrations");
+    retention_deletes_every_listeners_plays_before_the_cutoff(store.clone()).await;
+    let partitions: Vec<String> = sqlx::query_scalar(
+        "SELECT part::text FROM library_play_partitions
+         WHERE upper_bound <= '2024-07-01T00:00:00Z' ORDER BY upper_bound",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("partitions");
+    assert_eq!(
+        partitions,
+        ["plays_2024_04", "plays_2024_05", "plays_2024_06"],
+        "January to March were dropped whole (February twice: the late play brought it back), \
+         April was cut through"
+    );
+}
