@@ -250,6 +250,10 @@ impl PgStore {
             HistoryOrder::OldestFirst => (">", "ASC"),
         };
         if let Some(after) = after {
+            // The plain comparison on played_at is implied by the row comparison, but only it lets
+            // the planner skip the partitions on the far side of the cursor.
+            sql.push(format_args!(" AND played_at {cmp}= "))
+                .push_bind(to_pg(after.played_at));
             sql.push(format_args!(" AND (played_at, id) {cmp} ("))
                 .push_bind(to_pg(after.played_at))
                 .push(", ")
