@@ -6,7 +6,10 @@ use protox::prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let files = ["audiohm/library/v1/library.proto"];
+    let files = [
+        "audiohm/library/v1/library.proto",
+        "audiohm/library/v1/admin.proto",
+    ];
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("library_descriptor.bin"), fds.encode_to_vec())?;

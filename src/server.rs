@@ -12,8 +12,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::{
     auth::Authenticator,
     config::ServeArgs,
-    grpc::{AuthInterceptor, LibraryApi},
-    pb::{self, library_service_server::LibraryServiceServer},
+    grpc::{AdminApi, AuthInterceptor, LibraryApi},
+    pb::{
+        self, library_admin_service_server::LibraryAdminServiceServer,
+        library_service_server::LibraryServiceServer,
+    },
     store::{DatabaseKind, PgStore, SqliteStore, Store},
 };
 
@@ -95,7 +98,14 @@ async fn serve<S: Store>(
     health
         .set_serving::<LibraryServiceServer<LibraryApi<S>>>()
         .await;
+    health
+        .set_serving::<LibraryAdminServiceServer<AdminApi<S>>>()
+        .await;
 
+    let admin = LibraryAdminServiceServer::with_interceptor(
+        AdminApi::new(store.clone()),
+        AuthInterceptor::new(settings.auth.clone()),
+    );
     let library = LibraryServiceServer::with_interceptor(
         LibraryApi::new(store),
         AuthInterceptor::new(settings.auth.clone()),
@@ -117,6 +127,9 @@ async fn serve<S: Store>(
         reporter
             .set_not_serving::<LibraryServiceServer<LibraryApi<S>>>()
             .await;
+        reporter
+            .set_not_serving::<LibraryAdminServiceServer<AdminApi<S>>>()
+            .await;
     };
 
     tracing::info!(addr = %listener.local_addr()?, "serving gRPC and gRPC-web");
@@ -126,6 +139,7 @@ async fn serve<S: Store>(
         .layer(GrpcWebLayer::new())
         .add_service(health_service)
         .add_service(library)
+        .add_service(admin)
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

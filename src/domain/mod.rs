@@ -1,5 +1,6 @@
 //! Validated domain types: every value here has passed its rules, so the layers below never
 //! re-check them. No tonic, no sqlx.
+mod admin;
 mod cursor;
 mod ids;
 mod likes;
@@ -8,14 +9,18 @@ mod stats;
 mod text;
 mod time;
 
+pub use admin::{
+    DEFAULT_ADMIN_LIMIT, ListenerCount, MAX_ADMIN_LIMIT, TrackErasure, TrackLikes, UserErasure,
+    admin_limit,
+};
 pub use cursor::{HistoryCursor, LikesPageToken};
 pub use ids::{PlayId, TrackId, UserId};
 pub use likes::{LikePosition, LikedTrack};
 pub use play::{HistoryOrder, HistoryQuery, NewPlay, NewPlayInput, Play, PlayPosition, Recorded};
 pub use stats::{
-    DailyWindow, DayActivity, PlayStats, QUARTER_HOUR_MICROS, QuarterHour, QuarterSplit,
-    SourceCount, TimeRange, TrackCount, daily_activity, daily_window, parse_time_zone,
-    split_quarters,
+    DEFAULT_DAILY_DAYS, DailyWindow, DayActivity, MAX_DAILY_DAYS, PlayStats, QUARTER_HOUR_MICROS,
+    QuarterHour, QuarterSplit, SourceCount, TimeRange, TrackCount, daily_activity, daily_window,
+    last_days_window, parse_time_zone, split_quarters,
 };
 pub use text::{Notes, PlaySource, RequestId};
 pub use time::{MAX_PLAYED_FOR_SECONDS, Timestamp};

@@ -120,6 +120,20 @@ pub fn daily_window(range: TimeRange, now: Timestamp, tz: &TimeZone) -> DailyWin
     }
 }
 
+/// The `days` local days ending today (`now`'s day in `tz`).
+pub fn last_days_window(days: u32, now: Timestamp, tz: &TimeZone) -> DailyWindow {
+    let last_day = day_of(now, tz);
+    let first_day = add_days(last_day, -(i64::from(days.max(1)) - 1));
+    DailyWindow {
+        first_day,
+        last_day,
+        range: TimeRange {
+            since: Some(start_of(first_day, tz)),
+            until: Some(start_of(add_days(last_day, 1), tz)),
+        },
+    }
+}
+
 /// One entry per day of the window, zeros included, oldest first.
 pub fn daily_activity(
     window: &DailyWindow,

@@ -1,4 +1,5 @@
 //! The gRPC transport: proto -> domain -> store -> proto. No SQL here.
+mod admin;
 mod convert;
 mod import;
 mod interceptor;
@@ -7,5 +8,6 @@ mod likes;
 mod plays;
 mod stats;
 
+pub use admin::AdminApi;
 pub use interceptor::AuthInterceptor;
 pub use library::LibraryApi;

@@ -3,8 +3,9 @@
 use std::future::Future;
 
 use crate::domain::{
-    HistoryQuery, LikePosition, LikedTrack, NewPlay, Notes, Play, PlayId, PlayPosition, PlayStats,
-    Recorded, TimeRange, Timestamp, TrackId, UserId,
+    HistoryQuery, LikePosition, LikedTrack, ListenerCount, NewPlay, Notes, Play, PlayId,
+    PlayPosition, PlayStats, QuarterHour, Recorded, TimeRange, Timestamp, TrackErasure, TrackId,
+    TrackLikes, UserErasure, UserId,
 };
 
 mod error;
@@ -155,4 +156,39 @@ pub trait Store: Clone + Send + Sync + 'static {
         top_tracks: u32,
         buckets: TimeRange,
     ) -> impl Future<Output = StoreResult<PlayStats>> + Send;
+
+    /// Platform-wide: the `limit` listeners with the most plays in `range` (all time when
+    /// unbounded), most plays first, then most seconds, then user id.
+    fn top_listeners(
+        &self,
+        range: TimeRange,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<ListenerCount>>> + Send;
+
+    /// Platform-wide: the `limit` tracks with the most likes, then by track id.
+    fn most_liked_tracks(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<TrackLikes>>> + Send;
+
+    /// Platform-wide: plays per UTC quarter hour in `[since, until)`, ordered by start.
+    fn platform_quarter_hours(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = StoreResult<Vec<QuarterHour>>> + Send;
+
+    /// Erases every trace of a user (plays, likes, idempotency records, aggregates) in one
+    /// transaction. Erasing again removes nothing.
+    fn delete_user_data(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = StoreResult<UserErasure>> + Send;
+
+    /// Erases a track's plays, likes and idempotency records in every library, keeping each
+    /// listener's aggregates exact, in one transaction.
+    fn delete_track_data(
+        &self,
+        track: TrackId,
+    ) -> impl Future<Output = StoreResult<TrackErasure>> + Send;
 }

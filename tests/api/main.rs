@@ -27,6 +27,7 @@ macro_rules! backend_tests {
     };
 }
 
+mod admin;
 mod aggregates;
 mod auth;
 mod helpers;

@@ -11,10 +11,12 @@ use time::OffsetDateTime;
 
 use super::{LikeOutcome, LikedPage, Store, StoreError, StoreResult};
 use crate::domain::{
-    HistoryQuery, LikePosition, LikedTrack, NewPlay, Notes, Play, PlayId, PlayPosition, PlayStats,
-    Recorded, TimeRange, Timestamp, TrackId, UserId,
+    HistoryQuery, LikePosition, LikedTrack, ListenerCount, NewPlay, Notes, Play, PlayId,
+    PlayPosition, PlayStats, QuarterHour, Recorded, TimeRange, Timestamp, TrackErasure, TrackId,
+    TrackLikes, UserErasure, UserId,
 };
 
+mod admin;
 mod likes;
 mod partitions;
 mod plays;
@@ -172,5 +174,29 @@ impl Store for PgStore {
         buckets: TimeRange,
     ) -> StoreResult<PlayStats> {
         self.compute_stats(user, range, top_tracks, buckets).await
+    }
+
+    async fn top_listeners(&self, range: TimeRange, limit: u32) -> StoreResult<Vec<ListenerCount>> {
+        self.select_top_listeners(range, limit).await
+    }
+
+    async fn most_liked_tracks(&self, limit: u32) -> StoreResult<Vec<TrackLikes>> {
+        self.select_most_liked(limit).await
+    }
+
+    async fn platform_quarter_hours(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<QuarterHour>> {
+        self.select_platform_quarters(since, until).await
+    }
+
+    async fn delete_user_data(&self, user: UserId) -> StoreResult<UserErasure> {
+        self.erase_user(user).await
+    }
+
+    async fn delete_track_data(&self, track: TrackId) -> StoreResult<TrackErasure> {
+        self.erase_track(track).await
     }
 }

@@ -1,0 +1,2 @@
+DROP INDEX user_track_stats_track;
+DROP INDEX liked_tracks_track;
