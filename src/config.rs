@@ -30,6 +30,9 @@ pub enum Command {
         #[arg(long)]
         undo: bool,
     },
+    /// Delete every listener's plays older than a cutoff (retention, for cron-style use), and
+    /// print how many went.
+    Purge(PurgeArgs),
     /// Mint a token signed with the HS256 secret (the development secret when none is configured).
     Token(TokenArgs),
 }
@@ -101,6 +104,26 @@ pub struct ServeArgs {
     /// Serve the gRPC reflection services (v1 and v1alpha).
     #[arg(long, env = "LIBRARY_REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub reflection: bool,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`), e.g. `0.0.0.0:9090`.
+    /// Default: no endpoint.
+    #[arg(long, env = "LIBRARY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Keep plays this many days; older ones are deleted by a background task. Default: forever.
+    #[arg(long, env = "LIBRARY_HISTORY_RETENTION_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub history_retention_days: Option<u32>,
+    /// Seconds between two retention runs.
+    #[arg(long, env = "LIBRARY_RETENTION_INTERVAL_SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_interval_seconds: u64,
+    /// Seconds between two database probes of the health service.
+    #[arg(long, env = "LIBRARY_HEALTH_PROBE_SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_probe_seconds: u64,
+    /// On SIGTERM, seconds that open streams get to finish before they end with UNAVAILABLE.
+    /// Unary calls in flight always finish.
+    #[arg(long, env = "LIBRARY_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
 }
 
 impl Default for ServeArgs {
@@ -109,8 +132,30 @@ impl Default for ServeArgs {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             cors_allow_origins: Vec::new(),
             reflection: true,
+            metrics_listen: None,
+            history_retention_days: None,
+            retention_interval_seconds: 3600,
+            health_probe_seconds: 5,
+            shutdown_grace: 10,
         }
     }
+}
+
+#[derive(Args, Clone)]
+pub struct PurgeArgs {
+    /// Delete plays played before this instant (RFC 3339, e.g. `2025-01-01T00:00:00Z`).
+    #[arg(
+        long,
+        conflicts_with = "older_than_days",
+        required_unless_present = "older_than_days"
+    )]
+    pub before: Option<String>,
+    /// Delete plays played more than this many days ago.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub older_than_days: Option<u32>,
+    /// Only count what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Clone)]

@@ -54,7 +54,7 @@ impl From<Denied> for ApiError {
 }
 
 /// Full cause chain for the log: the client gets a generic message, the operator the detail.
-fn chain(e: &dyn std::error::Error) -> String {
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

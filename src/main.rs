@@ -4,9 +4,10 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use library_service::{
     auth::{self, Authenticator, MintRequest},
-    config::{Cli, Command, CommonArgs, ServeArgs, TokenArgs},
+    config::{Cli, Command, CommonArgs, PurgeArgs, ServeArgs, TokenArgs},
+    domain::Timestamp,
     server::{Application, Settings},
-    store::{DatabaseKind, PgStore, SqliteStore},
+    store::{DatabaseKind, PgStore, SqliteStore, Store},
     telemetry,
 };
 use tokio::net::TcpListener;
@@ -19,6 +20,7 @@ async fn main() -> ExitCode {
         None => serve(&cli.common, ServeArgs::default()).await,
         Some(Command::Serve(args)) => serve(&cli.common, args).await,
         Some(Command::Migrate { undo }) => migrate(&cli.common, undo).await,
+        Some(Command::Purge(args)) => purge(&cli.common, &args).await,
         Some(Command::Token(args)) => token(&cli.common, &args),
     };
     match result {
@@ -95,6 +97,44 @@ async fn migrate(common: &CommonArgs, undo: bool) -> anyhow::Result<()> {
         (false, _) => tracing::info!("migrations applied"),
         (true, Some(version)) => tracing::info!(version, "migration rolled back"),
         (true, None) => tracing::info!("no migration to roll back"),
+    }
+    Ok(())
+}
+
+/// Retention for cron-style use: the same deletion the `--history-retention-days` task runs.
+async fn purge(common: &CommonArgs, args: &PurgeArgs) -> anyhow::Result<()> {
+    let cutoff = match (&args.before, args.older_than_days) {
+        (Some(before), _) => {
+            let t: jiff::Timestamp = before
+                .parse()
+                .with_context(|| format!("--before {before:?} is not an RFC 3339 time"))?;
+            Timestamp::from_micros(t.as_microsecond()).context("--before is out of range")?
+        }
+        (None, Some(days)) => Timestamp::now().saturating_add_seconds(-i64::from(days) * 86_400),
+        (None, None) => bail!("give --before or --older-than-days"),
+    };
+    if cutoff > Timestamp::now() {
+        bail!("the cutoff must not be in the future");
+    }
+    let url = common.database_url();
+    let deleted = match DatabaseKind::of_url(&url) {
+        Some(DatabaseKind::Postgres) => {
+            let store = PgStore::connect(&url, 2).await?;
+            store.purge_plays_before(cutoff, args.dry_run).await?
+        }
+        Some(DatabaseKind::Sqlite) => {
+            let store = SqliteStore::connect(&url, 2).await?;
+            store.purge_plays_before(cutoff, args.dry_run).await?
+        }
+        None => bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:"),
+    };
+    let when = jiff::Timestamp::from_microsecond(cutoff.as_micros())
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    if args.dry_run {
+        println!("{deleted} plays played before {when} would be deleted (dry run)");
+    } else {
+        println!("deleted {deleted} plays played before {when}");
     }
     Ok(())
 }

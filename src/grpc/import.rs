@@ -7,6 +7,7 @@ use tonic::{Status, Streaming};
 use super::{
     LibraryApi,
     convert::authorize,
+    drain::shutting_down,
     plays::{MAX_BATCH, input_of},
 };
 use crate::{
@@ -63,7 +64,14 @@ impl<S: Store> LibraryApi<S> {
         let mut listener: Option<(String, UserId)> = None;
         let mut summary = pb::ImportHistorySummary::default();
         let mut rejections = Rejections::default();
-        while let Some(message) = stream.message().await? {
+        loop {
+            // Each batch is committed as it comes, so ending here at shutdown loses nothing: a
+            // re-run stores only what is missing.
+            let next = tokio::select! {
+                next = stream.message() => next?,
+                () = self.drain.clone().ended() => return Err(shutting_down()),
+            };
+            let Some(message) = next else { break };
             let user = match &listener {
                 None => {
                     let user = authorize(caller, &message.user_id, Access::Write)?;
@@ -119,6 +127,8 @@ impl<S: Store> LibraryApi<S> {
                 .record_plays(user, valid)
                 .await
                 .map_err(ApiError::from)?;
+            let fresh = recorded.iter().filter(|r| !r.duplicate).count() as u64;
+            metrics::counter!("library_plays_recorded_total").increment(fresh);
             for r in recorded {
                 if r.duplicate {
                     summary.duplicate_count += 1;

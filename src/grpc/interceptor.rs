@@ -3,6 +3,7 @@ use tonic::{Request, Status, service::Interceptor};
 use crate::{
     auth::{Authenticator, Principal},
     error::ApiError,
+    telemetry::CallerSlot,
 };
 
 /// Verifies the bearer token of every call to the services it wraps and hands the resulting
@@ -41,6 +42,9 @@ impl Interceptor for AuthInterceptor {
             .auth
             .verify(token)
             .map_err(|e| Status::from(ApiError::from(e)))?;
+        if let Some(slot) = request.extensions().get::<CallerSlot>() {
+            slot.set(&principal.subject);
+        }
         request.extensions_mut().insert(principal);
         Ok(request)
     }

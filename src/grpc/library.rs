@@ -1,19 +1,23 @@
 //! `LibraryService`: each RPC authorizes the caller, then delegates to a handler in `plays`,
 //! `likes` or `stats`, whose `ApiError` becomes the client's `Status` here, in one place.
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::interceptor::principal;
+use super::{
+    drain::{Drain, DrainingStream},
+    interceptor::principal,
+};
 use crate::{pb, pb::library_service_server::LibraryService, store::Store};
 
 #[derive(Clone)]
 pub struct LibraryApi<S> {
     pub(super) store: S,
+    pub(super) drain: Drain,
 }
 
 impl<S: Store> LibraryApi<S> {
-    pub fn new(store: S) -> Self {
-        Self { store }
+    /// `drain` ends open streams when the server shuts down.
+    pub fn new(store: S, drain: Drain) -> Self {
+        Self { store, drain }
     }
 }
 
@@ -51,7 +55,7 @@ impl<S: Store> LibraryService for LibraryApi<S> {
         ))
     }
 
-    type ListHistoryStream = ReceiverStream<Result<pb::HistoryEntry, Status>>;
+    type ListHistoryStream = DrainingStream<pb::HistoryEntry>;
 
     async fn list_history(
         &self,

@@ -36,6 +36,9 @@ impl<S: Store> LibraryApi<S> {
             .store
             .like_track(user, track, notes, Timestamp::now())
             .await?;
+        if !outcome.already_liked {
+            metrics::counter!("library_likes_added_total").increment(1);
+        }
         Ok(pb::LikeTrackResponse {
             liked_track: Some(liked_to_proto(outcome.liked)),
             already_liked: outcome.already_liked,
@@ -50,6 +53,9 @@ impl<S: Store> LibraryApi<S> {
         let user = authorize(caller, &r.user_id, Access::Write)?;
         let track = track(&r.track_id)?;
         let was_liked = self.store.unlike_track(user, track).await?;
+        if was_liked {
+            metrics::counter!("library_likes_removed_total").increment(1);
+        }
         Ok(pb::UnlikeTrackResponse { was_liked })
     }
 

@@ -1,6 +1,7 @@
 //! The gRPC transport: proto -> domain -> store -> proto. No SQL here.
 mod admin;
 mod convert;
+mod drain;
 mod import;
 mod interceptor;
 mod library;
@@ -9,5 +10,6 @@ mod plays;
 mod stats;
 
 pub use admin::AdminApi;
+pub use drain::{Drain, DrainTrigger};
 pub use interceptor::AuthInterceptor;
 pub use library::LibraryApi;

@@ -1,6 +1,5 @@
 //! Recording, listing and deleting plays.
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::{
@@ -8,6 +7,7 @@ use super::{
     convert::{
         authorize, check_range, optional_timestamp, play_to_proto, prefixed, timestamp_from_proto,
     },
+    drain::DrainingStream,
 };
 use crate::{
     auth::{Access, Principal},
@@ -72,6 +72,9 @@ impl<S: Store> LibraryApi<S> {
             .into_iter()
             .next()
             .ok_or_else(|| ApiError::Internal("store returned no result for one play".into()))?;
+        if !first.duplicate {
+            metrics::counter!("library_plays_recorded_total").increment(1);
+        }
         Ok(recorded_to_proto(first))
     }
 
@@ -127,8 +130,10 @@ impl<S: Store> LibraryApi<S> {
         }
         let count =
             |f: fn(&pb::RecordPlayResult) -> bool| results.iter().filter(|r| f(r)).count() as u32;
+        let recorded_count = count(|r| r.play.is_some() && !r.duplicate);
+        metrics::counter!("library_plays_recorded_total").increment(u64::from(recorded_count));
         Ok(pb::RecordPlaysResponse {
-            recorded_count: count(|r| r.play.is_some() && !r.duplicate),
+            recorded_count,
             duplicate_count: count(|r| r.duplicate),
             rejected_count: count(|r| !r.violations.is_empty()),
             results,
@@ -139,7 +144,7 @@ impl<S: Store> LibraryApi<S> {
         &self,
         caller: &Principal,
         r: pb::ListHistoryRequest,
-    ) -> ApiResult<ReceiverStream<Result<pb::HistoryEntry, Status>>> {
+    ) -> ApiResult<DrainingStream<pb::HistoryEntry>> {
         let user = authorize(caller, &r.user_id, Access::Read)?;
         let order = match pb::HistoryOrder::try_from(r.order) {
             Ok(pb::HistoryOrder::OldestFirst) => HistoryOrder::OldestFirst,
@@ -216,7 +221,7 @@ impl<S: Store> LibraryApi<S> {
                 }
             }
         });
-        Ok(ReceiverStream::new(rx))
+        Ok(DrainingStream::new(rx, self.drain.clone()))
     }
 
     pub(super) async fn delete_play(

@@ -34,6 +34,14 @@ pub struct LikedPage {
     pub total: u64,
 }
 
+/// Connections of the store's pool(s), for the metrics gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// Which database `DATABASE_URL` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -58,6 +66,13 @@ impl DatabaseKind {
 pub trait Store: Clone + Send + Sync + 'static {
     /// Upkeep run at start-up and then daily: PostgreSQL creates the coming months' partitions.
     fn housekeeping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Connections open and idle, for the metrics gauges.
+    fn pool_status(&self) -> PoolStatus;
+
+    /// Roughly how many plays are stored, for monitoring: PostgreSQL's planner statistics, or
+    /// the aggregates' exact total on SQLite.
+    fn history_size_estimate(&self) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// A cheap round trip, for health checks.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;

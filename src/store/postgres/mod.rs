@@ -9,7 +9,7 @@ use std::{
 use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
 use time::OffsetDateTime;
 
-use super::{LikeOutcome, LikedPage, Store, StoreError, StoreResult};
+use super::{LikeOutcome, LikedPage, PoolStatus, Store, StoreError, StoreResult};
 use crate::domain::{
     HistoryQuery, LikePosition, LikedTrack, ListenerCount, NewPlay, Notes, Play, PlayId,
     PlayPosition, PlayStats, QuarterHour, Recorded, TimeRange, Timestamp, TrackErasure, TrackId,
@@ -91,6 +91,25 @@ fn micros(t: OffsetDateTime) -> StoreResult<i64> {
 impl Store for PgStore {
     async fn housekeeping(&self) -> StoreResult<()> {
         self.prepare_partitions().await
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        PoolStatus {
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    async fn history_size_estimate(&self) -> StoreResult<u64> {
+        // reltuples is -1 for a partition never analyzed yet.
+        let rows: f64 = sqlx::query_scalar(
+            "SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::float8
+             FROM library_play_partitions p JOIN pg_class c ON c.oid = p.part",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(rows as u64)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -9,7 +9,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{LikeOutcome, LikedPage, Store, StoreError, StoreResult};
+use super::{LikeOutcome, LikedPage, PoolStatus, Store, StoreError, StoreResult, rows::count};
 use crate::domain::{
     HistoryQuery, LikePosition, LikedTrack, ListenerCount, NewPlay, Notes, Play, PlayId,
     PlayPosition, PlayStats, QuarterHour, Recorded, TimeRange, Timestamp, TrackErasure, TrackId,
@@ -97,6 +97,25 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn housekeeping(&self) -> StoreResult<()> {
         Ok(())
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let pools = [&self.reader, &self.writer];
+        PoolStatus {
+            size: pools.iter().map(|p| p.size()).sum(),
+            idle: pools.iter().map(|p| p.num_idle() as u32).sum(),
+            max: pools
+                .iter()
+                .map(|p| p.options().get_max_connections())
+                .sum(),
+        }
+    }
+
+    async fn history_size_estimate(&self) -> StoreResult<u64> {
+        let rows: i64 = sqlx::query_scalar("SELECT COALESCE(sum(plays), 0) FROM user_source_stats")
+            .fetch_one(&self.reader)
+            .await?;
+        count(rows)
     }
 
     async fn ping(&self) -> StoreResult<()> {

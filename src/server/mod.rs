@@ -2,25 +2,28 @@
 use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
 
 use anyhow::{Context, bail};
-use http::{HeaderName, HeaderValue, Method};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_web::GrpcWebLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+
+mod observe;
+mod tasks;
+mod web;
+
+use observe::ObserveLayer;
+use web::{cors, reflection};
 
 use crate::{
     auth::Authenticator,
     config::ServeArgs,
-    grpc::{AdminApi, AuthInterceptor, LibraryApi},
+    grpc::{AdminApi, AuthInterceptor, Drain, LibraryApi},
     pb::{
-        self, library_admin_service_server::LibraryAdminServiceServer,
+        library_admin_service_server::LibraryAdminServiceServer,
         library_service_server::LibraryServiceServer,
     },
-    store::{DatabaseKind, PgStore, SqliteStore, Store},
+    store::{DatabaseKind, PgStore, SqliteStore, Store, StoreResult},
 };
-
-const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Runner = Box<dyn FnOnce(BoxFuture<()>) -> BoxFuture<anyhow::Result<()>> + Send>;
@@ -39,15 +42,15 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store named by the URL, applies pending migrations and prepares the services.
+    /// Opens the store named by the URL (waiting for the database while it is unreachable),
+    /// applies pending migrations and prepares the services.
     pub async fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let addr = listener.local_addr().context("reading the bound address")?;
-        let url = settings.database_url.as_str();
-        let runner = match DatabaseKind::of_url(url) {
+        let url = settings.database_url.clone();
+        let pool = settings.db_max_connections;
+        let runner = match DatabaseKind::of_url(&url) {
             Some(DatabaseKind::Postgres) => {
-                let store = PgStore::connect(url, settings.db_max_connections)
-                    .await
-                    .context("connecting to PostgreSQL")?;
+                let store = until_reachable("PostgreSQL", || PgStore::connect(&url, pool)).await?;
                 store
                     .migrate()
                     .await
@@ -55,7 +58,7 @@ impl Application {
                 runner(store, settings, listener)
             }
             Some(DatabaseKind::Sqlite) => {
-                let store = SqliteStore::connect(url, settings.db_max_connections)
+                let store = SqliteStore::connect(&url, pool)
                     .await
                     .context("opening the SQLite database")?;
                 store
@@ -73,12 +76,34 @@ impl Application {
         self.addr
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight calls finish.
+    /// Serves until `shutdown` completes, then refuses new calls, lets unary calls in flight
+    /// finish, and ends open streams with UNAVAILABLE once the grace period is over.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         (self.runner)(Box::pin(shutdown)).await
+    }
+}
+
+/// Start-up while the database is down (a fresh cluster, a failover) waits for it with
+/// exponential backoff instead of crashing into a restart loop; other errors fail at once.
+async fn until_reachable<T, F, Fut>(what: &str, mut connect: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<T>>,
+{
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match connect().await {
+            Ok(store) => return Ok(store),
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(database = what, error = %crate::error::chain(&e), retry_in_ms = delay.as_millis() as u64, "database unreachable; waiting for it");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e).with_context(|| format!("connecting to {what}")),
+        }
     }
 }
 
@@ -92,25 +117,26 @@ async fn serve<S: Store>(
     listener: TcpListener,
     shutdown: BoxFuture<()>,
 ) -> anyhow::Result<()> {
+    let serve = &settings.serve;
+    if let Some(addr) = serve.metrics_listen {
+        crate::telemetry::install_metrics(addr)?;
+    }
     store.housekeeping().await.context("preparing the store")?;
-    let upkeep = tokio::spawn(housekeeping(store.clone()));
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<LibraryServiceServer<LibraryApi<S>>>()
-        .await;
-    health
-        .set_serving::<LibraryAdminServiceServer<AdminApi<S>>>()
-        .await;
+    let services = tasks::Services::new(health);
+    services.set_serving(true).await;
+    let background = tasks::spawn_all(store.clone(), serve, services.clone());
 
+    let (drain_trigger, drain) = Drain::new();
     let admin = LibraryAdminServiceServer::with_interceptor(
         AdminApi::new(store.clone()),
         AuthInterceptor::new(settings.auth.clone()),
     );
     let library = LibraryServiceServer::with_interceptor(
-        LibraryApi::new(store),
+        LibraryApi::new(store, drain),
         AuthInterceptor::new(settings.auth.clone()),
     );
-    let enabled = settings.serve.reflection;
+    let enabled = serve.reflection;
     let reflection_v1 = enabled
         .then(|| reflection().build_v1())
         .transpose()
@@ -120,23 +146,28 @@ async fn serve<S: Store>(
         .transpose()
         .context("building reflection v1alpha")?;
 
-    let reporter = health.clone();
+    let grace = Duration::from_secs(serve.shutdown_grace);
+    let on_shutdown = services.clone();
     let shutdown = async move {
         shutdown.await;
-        tracing::info!("shutting down: refusing new calls, finishing in-flight ones");
-        reporter
-            .set_not_serving::<LibraryServiceServer<LibraryApi<S>>>()
-            .await;
-        reporter
-            .set_not_serving::<LibraryAdminServiceServer<AdminApi<S>>>()
-            .await;
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            "shutting down: refusing new calls, finishing in-flight ones"
+        );
+        on_shutdown.shutting_down().await;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            tracing::info!("grace period over: ending open streams");
+            drain_trigger.end_streams();
+        });
     };
 
     tracing::info!(addr = %listener.local_addr()?, "serving gRPC and gRPC-web");
     let served = Server::builder()
         .accept_http1(true)
-        .layer(cors(&settings.serve.cors_allow_origins)?)
+        .layer(cors(&serve.cors_allow_origins)?)
         .layer(GrpcWebLayer::new())
+        .layer(ObserveLayer)
         .add_service(health_service)
         .add_service(library)
         .add_service(admin)
@@ -145,63 +176,9 @@ async fn serve<S: Store>(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .context("serving gRPC");
-    upkeep.abort();
-    served
-}
-
-/// Daily upkeep; a failure is logged and retried at the next round, since the partitions are
-/// prepared months ahead and writes create a missing one themselves.
-async fn housekeeping<S: Store>(store: S) {
-    let mut every = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-    every.tick().await;
-    loop {
-        every.tick().await;
-        if let Err(e) = store.housekeeping().await {
-            tracing::warn!(error = %e, "housekeeping failed");
-        }
+    for task in background {
+        task.abort();
     }
-}
-
-/// Both reflection versions are served: grpcurl and buf speak v1, Python's grpcio client only
-/// v1alpha.
-fn reflection() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-}
-
-/// Browsers call over gRPC-web; they must be able to send the token and read the gRPC status
-/// from the response headers and trailers.
-fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
-    let allow_origin = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        let list = origins
-            .iter()
-            .map(|o| HeaderValue::from_str(o).with_context(|| format!("invalid CORS origin {o:?}")))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        AllowOrigin::list(list)
-    };
-    let headers = |names: &[&'static str]| {
-        names
-            .iter()
-            .map(|n| HeaderName::from_static(n))
-            .collect::<Vec<_>>()
-    };
-    Ok(CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([Method::POST])
-        .allow_headers(headers(&[
-            "authorization",
-            "content-type",
-            "x-grpc-web",
-            "x-user-agent",
-            "grpc-timeout",
-        ]))
-        .expose_headers(headers(&[
-            "grpc-status",
-            "grpc-message",
-            "grpc-status-details-bin",
-        ]))
-        .max_age(Duration::from_secs(24 * 60 * 60)))
+    tracing::info!("stopped");
+    served
 }

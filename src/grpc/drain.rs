@@ -1,0 +1,79 @@
+//! Ending long-lived calls at shutdown. On SIGTERM unary calls simply finish; streams could run
+//! for minutes, so once the grace period is over they end with UNAVAILABLE, which tells the
+//! client to retry elsewhere (a history listing resumes from its last cursor, an import re-runs
+//! idempotently). A stream that just stopped would look complete to the client.
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tonic::Status;
+
+/// Set once, when the grace period is over.
+pub struct DrainTrigger(watch::Sender<bool>);
+
+impl DrainTrigger {
+    pub fn end_streams(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+#[derive(Clone)]
+pub struct Drain(watch::Receiver<bool>);
+
+impl Drain {
+    pub fn new() -> (DrainTrigger, Drain) {
+        let (tx, rx) = watch::channel(false);
+        (DrainTrigger(tx), Drain(rx))
+    }
+
+    /// Completes when streams must end; never, if the trigger is gone without firing.
+    pub async fn ended(mut self) {
+        if self.0.wait_for(|ended| *ended).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+pub fn shutting_down() -> Status {
+    Status::unavailable(
+        "the server is shutting down; retry (a listing resumes from its last cursor)",
+    )
+}
+
+type Ended = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A server stream fed by a producer task through a bounded channel, which ends with
+/// UNAVAILABLE as soon as the drain fires, even when the client has stopped reading.
+pub struct DrainingStream<T> {
+    rx: mpsc::Receiver<Result<T, Status>>,
+    ended: Option<Ended>,
+}
+
+impl<T> DrainingStream<T> {
+    pub fn new(rx: mpsc::Receiver<Result<T, Status>>, drain: Drain) -> Self {
+        Self {
+            rx,
+            ended: Some(Box::pin(drain.ended())),
+        }
+    }
+}
+
+impl<T> Stream for DrainingStream<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(ended) = self.ended.as_mut() {
+            if ended.as_mut().poll(cx).is_ready() {
+                self.ended = None;
+                self.rx.close();
+                return Poll::Ready(Some(Err(shutting_down())));
+            }
+        } else {
+            return Poll::Ready(None);
+        }
+        self.rx.poll_recv(cx)
+    }
+}

@@ -1,0 +1,202 @@
+//! One tower layer around every gRPC call: the conventional gRPC server metrics (started, handled
+//! by code, handling time) and one log line per call with method, caller, code and latency. It
+//! sits inside the gRPC-web layer, so browser calls are seen as the gRPC calls they become.
+//!
+//! A call ends when its response body ends: a stream's status comes in the trailers after its
+//! last message, so the body is wrapped to read them.
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use http_body::{Body as HttpBody, Frame};
+use tonic::{Code, body::Body};
+use tower::{Layer, Service};
+
+use crate::telemetry::CallerSlot;
+
+#[derive(Clone, Copy, Default)]
+pub struct ObserveLayer;
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+}
+
+/// What is known about a call from its path: `/package.Service/Method`.
+struct Call {
+    service: String,
+    method: String,
+    kind: &'static str,
+    caller: CallerSlot,
+    started: Instant,
+}
+
+/// The RPC kinds of the methods that are not unary.
+fn kind_of(method: &str) -> &'static str {
+    match method {
+        "ListHistory" | "Watch" => "server_stream",
+        "ImportHistory" => "client_stream",
+        "ServerReflectionInfo" => "bidi_stream",
+        _ => "unary",
+    }
+}
+
+impl Call {
+    fn of<B>(request: &mut http::Request<B>) -> Self {
+        let path = request.uri().path().trim_start_matches('/');
+        let (service, method) = path.split_once('/').unwrap_or((path, ""));
+        let (service, method) = (service.to_string(), method.to_string());
+        let caller = CallerSlot::default();
+        request.extensions_mut().insert(caller.clone());
+        Self {
+            kind: kind_of(&method),
+            service,
+            method,
+            caller,
+            started: Instant::now(),
+        }
+    }
+
+    fn start(&self) {
+        metrics::counter!("grpc_server_started_total", "grpc_service" => self.service.clone(),
+            "grpc_method" => self.method.clone(), "grpc_type" => self.kind)
+        .increment(1);
+    }
+
+    fn finish(&self, code: Code) {
+        let elapsed = self.started.elapsed();
+        let code_name = format!("{code:?}");
+        metrics::counter!("grpc_server_handled_total", "grpc_service" => self.service.clone(),
+            "grpc_method" => self.method.clone(), "grpc_type" => self.kind,
+            "grpc_code" => code_name.clone())
+        .increment(1);
+        metrics::histogram!("grpc_server_handling_seconds", "grpc_service" => self.service.clone(),
+            "grpc_method" => self.method.clone(), "grpc_type" => self.kind)
+        .record(elapsed.as_secs_f64());
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let caller = self.caller.get();
+        let infrastructure = self.service.starts_with("grpc.");
+        if infrastructure {
+            // Load balancers probe health every few seconds: not worth a line each at info.
+            tracing::debug!(service = %self.service, method = %self.method, code = %code_name, latency_ms, "call");
+        } else if matches!(code, Code::Internal | Code::Unknown | Code::DataLoss) {
+            tracing::error!(service = %self.service, method = %self.method, caller = %caller, code = %code_name, latency_ms, "call");
+        } else {
+            tracing::info!(service = %self.service, method = %self.method, caller = %caller, code = %code_name, latency_ms, "call");
+        }
+    }
+}
+
+fn code_in(headers: &http::HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(Code::from_i32)
+}
+
+impl<S, B> Service<http::Request<B>> for Observe<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let call = Call::of(&mut request);
+        call.start();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = match response.await {
+                Ok(response) => response,
+                Err(e) => {
+                    call.finish(Code::Unknown);
+                    return Err(e);
+                }
+            };
+            // A trailers-only response (most errors) carries its status in the headers.
+            if let Some(code) = code_in(response.headers()) {
+                call.finish(code);
+                return Ok(response);
+            }
+            Ok(response.map(|body| {
+                Body::new(ObservedBody {
+                    inner: body,
+                    call: Some(call),
+                })
+            }))
+        })
+    }
+}
+
+/// The response body, reporting the call when its trailers (or its end) go by. A body dropped
+/// before its end is a call the client cancelled.
+struct ObservedBody {
+    inner: Body,
+    call: Option<Call>,
+}
+
+impl ObservedBody {
+    fn report(&mut self, code: Code) {
+        if let Some(call) = self.call.take() {
+            call.finish(code);
+        }
+    }
+}
+
+impl HttpBody for ObservedBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = code_in(trailers).unwrap_or(Code::Unknown);
+                    self.report(code);
+                }
+            }
+            Poll::Ready(Some(Err(status))) => {
+                let code = status.code();
+                self.report(code);
+            }
+            Poll::Ready(None) => self.report(Code::Unknown),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ObservedBody {
+    fn drop(&mut self) {
+        self.report(Code::Cancelled);
+    }
+}

@@ -1,0 +1,153 @@
+//! Background tasks of a running server: partition upkeep, retention, the health probe and the
+//! gauges of the metrics endpoint. Each logs its failures and tries again at its next round.
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tonic_health::server::HealthReporter;
+
+use crate::{
+    config::ServeArgs,
+    domain::Timestamp,
+    error::chain,
+    pb::{library_admin_service_server, library_service_server},
+    store::Store,
+};
+
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+const GAUGE_INTERVAL: Duration = Duration::from_secs(15);
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// The health status of this server's two services, set together: both need the database.
+#[derive(Clone)]
+pub(super) struct Services {
+    health: HealthReporter,
+}
+
+impl Services {
+    pub fn new(health: HealthReporter) -> Self {
+        Self { health }
+    }
+
+    pub async fn set_serving(&self, serving: bool) {
+        let status = if serving {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        self.health.set_service_status("", status).await;
+        for service in [
+            library_service_server::SERVICE_NAME,
+            library_admin_service_server::SERVICE_NAME,
+        ] {
+            self.health.set_service_status(service, status).await;
+        }
+    }
+
+    /// At shutdown: NOT_SERVING for good, so load balancers stop sending calls here.
+    pub async fn shutting_down(&self) {
+        self.set_serving(false).await;
+    }
+}
+
+pub(super) fn spawn_all<S: Store>(
+    store: S,
+    settings: &ServeArgs,
+    services: Services,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![
+        tokio::spawn(housekeeping(store.clone())),
+        tokio::spawn(health_probe(
+            store.clone(),
+            services,
+            Duration::from_secs(settings.health_probe_seconds),
+        )),
+        tokio::spawn(gauges(store.clone())),
+    ];
+    if let Some(days) = settings.history_retention_days {
+        tasks.push(tokio::spawn(retention(
+            store,
+            days,
+            Duration::from_secs(settings.retention_interval_seconds),
+        )));
+    }
+    tasks
+}
+
+/// Daily upkeep: the partitions are prepared months ahead and writes create a missing one
+/// themselves, so a failed round costs nothing.
+async fn housekeeping<S: Store>(store: S) {
+    let mut every = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if let Err(e) = store.housekeeping().await {
+            tracing::warn!(error = %chain(&e), "housekeeping failed");
+        }
+    }
+}
+
+/// Health that tells the truth: NOT_SERVING while the database does not answer, SERVING again
+/// as soon as it does. Only changes are logged.
+async fn health_probe<S: Store>(store: S, services: Services, every: Duration) {
+    let mut serving = true;
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let ok = match tokio::time::timeout(every.max(Duration::from_secs(1)), store.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                if serving {
+                    tracing::error!(error = %chain(&e), "database unreachable: NOT_SERVING");
+                }
+                false
+            }
+            Err(_) => {
+                if serving {
+                    tracing::error!("database did not answer in time: NOT_SERVING");
+                }
+                false
+            }
+        };
+        metrics::gauge!("library_database_up").set(if ok { 1.0 } else { 0.0 });
+        if ok != serving {
+            if ok {
+                tracing::info!("database reachable again: SERVING");
+            }
+            services.set_serving(ok).await;
+            serving = ok;
+        }
+    }
+}
+
+/// Deletes plays older than the retention period, every `every`.
+async fn retention<S: Store>(store: S, days: u32, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let cutoff = Timestamp::now().saturating_add_seconds(-i64::from(days) * SECONDS_PER_DAY);
+        match store.purge_plays_before(cutoff, false).await {
+            Ok(deleted) => {
+                metrics::counter!("library_plays_purged_total").increment(deleted);
+                tracing::info!(retention_days = days, deleted, "retention run");
+            }
+            Err(e) => tracing::warn!(error = %chain(&e), "retention run failed"),
+        }
+    }
+}
+
+/// Pool and history-size gauges, for dashboards and the alerts in deploy/.
+async fn gauges<S: Store>(store: S) {
+    let mut ticks = tokio::time::interval(GAUGE_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let pool = store.pool_status();
+        metrics::gauge!("library_db_pool_connections", "state" => "idle").set(pool.idle as f64);
+        metrics::gauge!("library_db_pool_connections", "state" => "in_use")
+            .set(pool.size.saturating_sub(pool.idle) as f64);
+        metrics::gauge!("library_db_pool_max_connections").set(pool.max as f64);
+        match store.history_size_estimate().await {
+            Ok(rows) => metrics::gauge!("library_history_rows_estimate").set(rows as f64),
+            Err(e) => tracing::debug!(error = %chain(&e), "history size estimate failed"),
+        }
+    }
+}
