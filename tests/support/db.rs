@@ -60,6 +60,15 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 impl TestDb {
+    /// A database someone else owns (a test's own cluster): used as it is, dropped with it.
+    pub fn external(url: String) -> Self {
+        Self {
+            url,
+            postgres: None,
+            _dir: None,
+        }
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }

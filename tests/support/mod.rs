@@ -1,3 +1,5 @@
 #![allow(dead_code)]
 pub mod app;
+pub mod cluster;
 pub mod db;
+pub mod process;

@@ -1,0 +1,456 @@
+//! Operating the service: health that follows the database, start-up while the database is down,
+//! retention, the purge command, metrics, call logs, and SIGTERM with calls in flight.
+#[path = "support/mod.rs"]
+mod support;
+
+use std::{process::Command, time::Duration};
+
+use library_service::{
+    config::ServeArgs,
+    pb::{self, library_service_client::LibraryServiceClient},
+};
+use support::{
+    app::{AUDIENCE, ISSUER, SECRET, TestApp, now_secs, session_token, with_token},
+    cluster::Cluster,
+    db::{self, TestDb},
+    process::{Served, binary, free_port, run},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::StreamExt;
+use tonic::{Code, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use uuid::Uuid;
+
+const DAY: i64 = 86_400;
+
+fn play_at(seconds_ago: i64) -> pb::NewPlay {
+    let at = jiff::Timestamp::from_second(now_secs() - seconds_ago).expect("time");
+    pb::NewPlay {
+        track_id: Uuid::new_v4().to_string(),
+        played_for_seconds: 60,
+        played_at: Some(prost_types::Timestamp {
+            seconds: at.as_second(),
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+fn record_one(request_id: String) -> pb::RecordPlayRequest {
+    pb::RecordPlayRequest {
+        track_id: Uuid::new_v4().to_string(),
+        played_for_seconds: 30,
+        request_id,
+        ..Default::default()
+    }
+}
+
+/// The binary on an embedded database in `dir`, with the tests' signing secret.
+fn service_in(dir: &std::path::Path) -> Command {
+    let mut cmd = binary();
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("LIBRARY_JWT_PUBLIC_KEYS")
+        .env("LIBRARY_JWT_SECRET", SECRET)
+        .env("LIBRARY_JWT_ISSUER", ISSUER)
+        .env("LIBRARY_JWT_AUDIENCE", AUDIENCE);
+    cmd
+}
+
+async fn next_status(
+    watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+    within: Duration,
+) -> ServingStatus {
+    let next = tokio::time::timeout(within, watch.next())
+        .await
+        .expect("a health change in time")
+        .expect("the watch goes on")
+        .expect("a status");
+    ServingStatus::try_from(next.status).expect("a known status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_postgres_going_down_and_coming_back() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let serve = ServeArgs {
+        health_probe_seconds: 1,
+        ..ServeArgs::default()
+    };
+    let app = TestApp::spawn_with(TestDb::external(cluster.url()), serve).await;
+    let mut health = HealthClient::new(app.channel().await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "audiohm.library.v1.LibraryService".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let wait = Duration::from_secs(20);
+    assert_eq!(next_status(&mut watch, wait).await, ServingStatus::Serving);
+
+    cluster.stop();
+    assert_eq!(
+        next_status(&mut watch, wait).await,
+        ServingStatus::NotServing
+    );
+    let mut client = app.client.clone();
+    let down = client
+        .record_play(app.req(record_one(String::new())))
+        .await
+        .expect_err("no database");
+    assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+
+    cluster.start_again();
+    assert_eq!(next_status(&mut watch, wait).await, ServingStatus::Serving);
+    client
+        .record_play(app.req(record_one(String::new())))
+        .await
+        .expect("writes work again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_waits_for_an_unreachable_database() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    cluster.stop();
+    let url = cluster.url();
+    let starting = tokio::spawn(async move {
+        TestApp::spawn_with(TestDb::external(url), ServeArgs::default()).await
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!starting.is_finished(), "start-up waits instead of failing");
+    cluster.start_again();
+    let app = tokio::time::timeout(Duration::from_secs(60), starting)
+        .await
+        .expect("starts once the database is back")
+        .expect("start-up task");
+    let mut client = app.client.clone();
+    client
+        .record_play(app.req(record_one(String::new())))
+        .await
+        .expect("serves");
+}
+
+async fn retention_task_deletes_plays_older_than_the_period(db: TestDb) {
+    let serve = ServeArgs {
+        history_retention_days: Some(30),
+        retention_interval_seconds: 1,
+        ..ServeArgs::default()
+    };
+    let app = TestApp::spawn_with(db, serve).await;
+    let mut client = app.client.clone();
+    client
+        .record_plays(app.req(pb::RecordPlaysRequest {
+            user_id: String::new(),
+            plays: vec![
+                play_at(400 * DAY),
+                play_at(60 * DAY),
+                play_at(31 * DAY),
+                play_at(29 * DAY),
+                play_at(DAY),
+            ],
+        }))
+        .await
+        .expect("recorded");
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        let mut stream = client
+            .list_history(app.req(pb::ListHistoryRequest::default()))
+            .await
+            .expect("history")
+            .into_inner();
+        left = 0;
+        while let Some(entry) = stream.next().await {
+            entry.expect("entry");
+            left += 1;
+        }
+        if left == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(left, 2, "only the plays of the last 30 days are left");
+    let stats = client
+        .get_library_stats(app.req(pb::GetLibraryStatsRequest::default()))
+        .await
+        .expect("stats")
+        .into_inner();
+    assert_eq!((stats.total_plays, stats.unique_tracks), (2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_task_deletes_plays_older_than_the_period_on_sqlite() {
+    retention_task_deletes_plays_older_than_the_period(db::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_task_deletes_plays_older_than_the_period_on_postgres() {
+    if let Some(db) = db::postgres().await {
+        retention_task_deletes_plays_older_than_the_period(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_purge_command_deletes_old_plays_and_says_how_many() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let user = Uuid::new_v4();
+    let (served, channel) = Served::start(service_in(dir.path()), &[]).await;
+    LibraryServiceClient::new(channel)
+        .record_plays(with_token(
+            pb::RecordPlaysRequest {
+                user_id: String::new(),
+                plays: vec![play_at(100 * DAY), play_at(90 * DAY), play_at(DAY)],
+            },
+            &session_token(user),
+        ))
+        .await
+        .expect("recorded");
+    served.sigterm();
+    let (status, logs) = served.wait();
+    assert!(status.success(), "{logs}");
+
+    let purge = |extra: &[&str]| {
+        let mut cmd = service_in(dir.path());
+        cmd.args(["purge", "--older-than-days", "30"]).args(extra);
+        String::from_utf8(run(&mut cmd).stdout).expect("utf-8")
+    };
+    assert!(
+        purge(&["--dry-run"]).starts_with("2 plays played before "),
+        "dry run"
+    );
+    assert!(purge(&[]).starts_with("deleted 2 plays played before "));
+    assert!(
+        purge(&[]).starts_with("deleted 0 plays"),
+        "nothing more the second time"
+    );
+
+    let refused = service_in(dir.path())
+        .args(["purge", "--before", "2999-01-01T00:00:00Z"])
+        .output()
+        .expect("runs");
+    assert!(
+        !refused.status.success(),
+        "a cutoff in the future is refused"
+    );
+}
+
+async fn scrape(port: u16) -> String {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("metrics endpoint");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.expect("response");
+    body
+}
+
+/// The value of the sample whose line contains every one of `parts`.
+fn sample(metrics: &str, parts: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| parts.iter().all(|p| l.contains(p)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_endpoint_counts_calls_by_method_and_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let (_served, channel) =
+        Served::start(service_in(dir.path()), &["--metrics-listen", &metrics_addr]).await;
+    let mut client = LibraryServiceClient::new(channel);
+    let token = session_token(Uuid::new_v4());
+    for i in 0..2 {
+        client
+            .record_play(with_token(record_one(format!("m-{i}")), &token))
+            .await
+            .expect("recorded");
+    }
+    let mut bad = record_one(String::new());
+    bad.track_id = "nope".into();
+    let refused = client.record_play(with_token(bad, &token)).await;
+    assert_eq!(refused.expect_err("refused").code(), Code::InvalidArgument);
+
+    let metrics = scrape(metrics_port).await;
+    let handled = |code: &str| {
+        sample(
+            &metrics,
+            &[
+                "grpc_server_handled_total{",
+                "grpc_method=\"RecordPlay\"",
+                &format!("grpc_code=\"{code}\""),
+            ],
+        )
+    };
+    assert_eq!(handled("Ok"), Some(2.0), "{metrics}");
+    assert_eq!(handled("InvalidArgument"), Some(1.0), "{metrics}");
+    assert_eq!(
+        sample(
+            &metrics,
+            &["grpc_server_started_total{", "grpc_method=\"RecordPlay\""]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&metrics, &["library_plays_recorded_total"]),
+        Some(2.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            &["grpc_server_handling_seconds_count{", "RecordPlay"]
+        )
+        .is_some(),
+        "{metrics}"
+    );
+    assert!(metrics.contains("library_db_pool_connections{state=\"idle\"}"));
+    assert_eq!(sample(&metrics, &["library_database_up"]), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_have_one_line_per_call_and_never_the_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = service_in(dir.path());
+    cmd.args(["--log-format", "json"]);
+    let (served, channel) = Served::start(cmd, &[]).await;
+    let user = Uuid::new_v4();
+    let token = session_token(user);
+    LibraryServiceClient::new(channel)
+        .record_play(with_token(record_one(String::new()), &token))
+        .await
+        .expect("recorded");
+    served.sigterm();
+    let (status, logs) = served.wait();
+    assert!(status.success());
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let call = lines
+        .iter()
+        .find(|l| l["method"] == "RecordPlay")
+        .unwrap_or_else(|| panic!("no call line in {logs}"));
+    assert_eq!(call["service"], "audiohm.library.v1.LibraryService");
+    assert_eq!(call["caller"], user.to_string());
+    assert_eq!(call["code"], "Ok");
+    assert!(call["latency_ms"].is_number());
+    assert!(!logs.contains(&token), "the token is never logged");
+    assert!(!logs.contains(SECRET), "the secret is never logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_open_streams_and_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (served, channel) = Served::start(service_in(dir.path()), &["--shutdown-grace", "1"]).await;
+    let reader = Uuid::new_v4();
+    let mut client = LibraryServiceClient::new(channel.clone());
+    // More plays than the HTTP/2 windows and the server's buffer hold, so the listing is still
+    // open when the signal comes.
+    for batch in 0..50 {
+        let plays = (0..1000).map(|i| play_at(batch * 1000 + i + 60)).collect();
+        client
+            .record_plays(with_token(
+                pb::RecordPlaysRequest {
+                    user_id: String::new(),
+                    plays,
+                },
+                &session_token(reader),
+            ))
+            .await
+            .expect("seeded");
+    }
+    let mut stream = client
+        .list_history(with_token(
+            pb::ListHistoryRequest::default(),
+            &session_token(reader),
+        ))
+        .await
+        .expect("listing")
+        .into_inner();
+    stream.next().await.expect("a first entry").expect("entry");
+
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let channel: Channel = channel.clone();
+            tokio::spawn(async move {
+                let user = Uuid::new_v4();
+                let token = session_token(user);
+                let mut client = LibraryServiceClient::new(channel);
+                let mut acknowledged = Vec::new();
+                for i in 0..100_000 {
+                    match client
+                        .record_play(with_token(record_one(format!("w{w}-{i}")), &token))
+                        .await
+                    {
+                        Ok(r) => acknowledged.push(r.into_inner().play.expect("play").id),
+                        Err(_) => break,
+                    }
+                }
+                (user, acknowledged)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    served.sigterm();
+    // A slow reader: nothing read until the grace period is over, when the server must end the
+    // stream rather than wait for it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let mut listed = 1;
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("the stream ends within the grace period")
+        {
+            Some(Ok(_)) => listed += 1,
+            Some(Err(status)) => break Some(status),
+            None => break None,
+        }
+    };
+    let ended =
+        ended.unwrap_or_else(|| panic!("the stream ended as if complete after {listed} plays"));
+    assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
+    assert!(
+        listed < 50_000,
+        "the listing was cut short ({listed} plays)"
+    );
+
+    let mut written = Vec::new();
+    for writer in writers {
+        written.push(writer.await.expect("writer"));
+    }
+    let (status, logs) = served.wait();
+    assert!(status.success(), "exit 0 after SIGTERM: {logs}");
+    assert!(logs.contains("grace period over"), "{logs}");
+
+    let url = format!("sqlite://{}", dir.path().join("data/library.db").display());
+    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("the database");
+    let mut total = 0;
+    for (user, acknowledged) in written {
+        assert!(!acknowledged.is_empty(), "writes were in flight");
+        total += acknowledged.len();
+        let stored: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM plays WHERE user_id = ?")
+            .bind(user)
+            .fetch_all(&mut db)
+            .await
+            .expect("plays");
+        for id in &acknowledged {
+            let id: Uuid = id.parse().expect("uuid");
+            assert!(stored.contains(&id), "acknowledged play {id} is stored");
+        }
+    }
+    assert!(total > 0);
+}
