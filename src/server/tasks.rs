@@ -17,7 +17,9 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 const GAUGE_INTERVAL: Duration = Duration::from_secs(15);
 const SECONDS_PER_DAY: i64 = 86_400;
 
-/// The health status of this server's two services, set together: both need the database.
+/// The health status of this server. The two API services need the database, so they follow
+/// it (readiness); the overall status `""` stays SERVING while the process runs, so that a
+/// liveness probe does not restart every replica during a database outage.
 #[derive(Clone)]
 pub(super) struct Services {
     health: HealthReporter,
@@ -34,7 +36,6 @@ impl Services {
         } else {
             tonic_health::ServingStatus::NotServing
         };
-        self.health.set_service_status("", status).await;
         for service in [
             library_service_server::SERVICE_NAME,
             library_admin_service_server::SERVICE_NAME,
@@ -43,9 +44,12 @@ impl Services {
         }
     }
 
-    /// At shutdown: NOT_SERVING for good, so load balancers stop sending calls here.
+    /// At shutdown: NOT_SERVING for good, everywhere, so load balancers stop sending calls.
     pub async fn shutting_down(&self) {
         self.set_serving(false).await;
+        self.health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
     }
 }
 
