@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::auth::AuthConfig;
+use crate::{auth::AuthConfig, grpc::LimitSettings};
 
 #[derive(Parser)]
 #[command(
@@ -124,6 +124,76 @@ pub struct ServeArgs {
     /// Unary calls in flight always finish.
     #[arg(long, env = "LIBRARY_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Protection against overload and abuse.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct LimitArgs {
+    /// Reads (likes, stats, checks) per minute per caller.
+    #[arg(long, env = "LIBRARY_RATE_READS_PER_MINUTE", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_reads_per_minute: u32,
+    /// Writes (plays, deletes, likes) per minute per caller.
+    #[arg(long, env = "LIBRARY_RATE_WRITES_PER_MINUTE", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_writes_per_minute: u32,
+    /// Streams (ListHistory, ImportHistory) started per minute per caller.
+    #[arg(long, env = "LIBRARY_RATE_STREAMS_PER_MINUTE", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_streams_per_minute: u32,
+    /// Admin calls per minute per caller.
+    #[arg(long, env = "LIBRARY_RATE_ADMIN_PER_MINUTE", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_admin_per_minute: u32,
+    /// Service callers (scope library:any_user) get this many times each quota.
+    #[arg(long, env = "LIBRARY_RATE_SERVICE_MULTIPLIER", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_service_multiplier: u32,
+    /// Streams one caller may have open at once.
+    #[arg(long, env = "LIBRARY_MAX_STREAMS_PER_CALLER", default_value_t = 4)]
+    pub max_streams_per_caller: usize,
+    /// Streams open at once on this server.
+    #[arg(long, env = "LIBRARY_MAX_STREAMS", default_value_t = 256)]
+    pub max_streams: usize,
+    /// Calls in flight at once before new ones are refused with UNAVAILABLE.
+    #[arg(long, env = "LIBRARY_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// Largest request message accepted, in bytes.
+    #[arg(long, env = "LIBRARY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        let d = LimitSettings::default();
+        Self {
+            rate_reads_per_minute: d.reads_per_minute,
+            rate_writes_per_minute: d.writes_per_minute,
+            rate_streams_per_minute: d.streams_per_minute,
+            rate_admin_per_minute: d.admin_per_minute,
+            rate_service_multiplier: d.service_multiplier,
+            max_streams_per_caller: d.max_streams_per_caller,
+            max_streams: d.max_streams,
+            max_in_flight: 512,
+            max_message_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl LimitArgs {
+    pub fn settings(&self) -> LimitSettings {
+        LimitSettings {
+            reads_per_minute: self.rate_reads_per_minute,
+            writes_per_minute: self.rate_writes_per_minute,
+            streams_per_minute: self.rate_streams_per_minute,
+            admin_per_minute: self.rate_admin_per_minute,
+            service_multiplier: self.rate_service_multiplier,
+            max_streams_per_caller: self.max_streams_per_caller,
+            max_streams: self.max_streams,
+        }
+    }
 }
 
 impl Default for ServeArgs {
@@ -137,6 +207,7 @@ impl Default for ServeArgs {
             retention_interval_seconds: 3600,
             health_probe_seconds: 5,
             shutdown_grace: 10,
+            limits: LimitArgs::default(),
         }
     }
 }

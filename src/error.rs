@@ -20,6 +20,12 @@ pub enum ApiError {
     Unauthenticated(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// Over the caller's quota, or too many open streams: retry after the given time.
+    #[error("{message}")]
+    ResourceExhausted {
+        message: String,
+        retry_after: Duration,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A broken invariant of ours; the detail goes to the log only.
@@ -88,6 +94,14 @@ impl From<ApiError> for Status {
             ApiError::NotFound(m) => Status::not_found(m),
             ApiError::Unauthenticated(m) => Status::unauthenticated(m),
             ApiError::PermissionDenied(m) => Status::permission_denied(m),
+            ApiError::ResourceExhausted {
+                message,
+                retry_after,
+            } => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(retry_after));
+                Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
             ApiError::Store(err) if err.is_unavailable() => {
                 tracing::warn!(error = %chain(&err), "database unavailable");
                 let mut details = ErrorDetails::new();

@@ -1,8 +1,5 @@
-//! Logging and metrics set-up, and the caller slot the auth interceptor fills for the call log.
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+//! Logging and metrics set-up.
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -84,25 +81,4 @@ fn describe_metrics() {
         "library_database_up",
         "1 while the database answers the health probe, else 0."
     );
-}
-
-/// Filled in by the auth interceptor with the verified subject, so the call's log line can name
-/// its caller; the layer runs before authentication and cannot see the token's claims.
-#[derive(Clone, Default)]
-pub struct CallerSlot(Arc<Mutex<Option<String>>>);
-
-impl CallerSlot {
-    pub fn set(&self, subject: &str) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(subject.to_string());
-        }
-    }
-
-    pub fn get(&self) -> String {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|s| s.clone())
-            .unwrap_or_else(|| "-".into())
-    }
 }

@@ -11,6 +11,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tonic::Status;
 
+use super::limits::StreamGuard;
+
 /// Set once, when the grace period is over.
 pub struct DrainTrigger(watch::Sender<bool>);
 
@@ -50,13 +52,16 @@ type Ended = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct DrainingStream<T> {
     rx: mpsc::Receiver<Result<T, Status>>,
     ended: Option<Ended>,
+    /// The caller's open-stream slot, held until the client has read (or dropped) the stream.
+    _slot: StreamGuard,
 }
 
 impl<T> DrainingStream<T> {
-    pub fn new(rx: mpsc::Receiver<Result<T, Status>>, drain: Drain) -> Self {
+    pub fn new(rx: mpsc::Receiver<Result<T, Status>>, drain: Drain, slot: StreamGuard) -> Self {
         Self {
             rx,
             ended: Some(Box::pin(drain.ended())),
+            _slot: slot,
         }
     }
 }

@@ -8,6 +8,7 @@ use super::{
     LibraryApi,
     convert::authorize,
     drain::shutting_down,
+    limits::too_many_streams,
     plays::{MAX_BATCH, input_of},
 };
 use crate::{
@@ -61,6 +62,10 @@ impl<S: Store> LibraryApi<S> {
         caller: &Principal,
         mut stream: Streaming<pb::ImportHistoryRequest>,
     ) -> Result<pb::ImportHistorySummary, Status> {
+        let _slot = self
+            .limits
+            .open_stream(&caller.subject)
+            .ok_or_else(too_many_streams)?;
         let mut listener: Option<(String, UserId)> = None;
         let mut summary = pb::ImportHistorySummary::default();
         let mut rejections = Rejections::default();

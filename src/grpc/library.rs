@@ -2,9 +2,12 @@
 //! `likes` or `stats`, whose `ApiError` becomes the client's `Status` here, in one place.
 use tonic::{Request, Response, Status, Streaming};
 
+use std::sync::Arc;
+
 use super::{
     drain::{Drain, DrainingStream},
     interceptor::principal,
+    limits::Limits,
 };
 use crate::{pb, pb::library_service_server::LibraryService, store::Store};
 
@@ -12,12 +15,17 @@ use crate::{pb, pb::library_service_server::LibraryService, store::Store};
 pub struct LibraryApi<S> {
     pub(super) store: S,
     pub(super) drain: Drain,
+    pub(super) limits: Arc<Limits>,
 }
 
 impl<S: Store> LibraryApi<S> {
-    /// `drain` ends open streams when the server shuts down.
-    pub fn new(store: S, drain: Drain) -> Self {
-        Self { store, drain }
+    /// `drain` ends open streams when the server shuts down; `limits` caps how many are open.
+    pub fn new(store: S, drain: Drain, limits: Arc<Limits>) -> Self {
+        Self {
+            store,
+            drain,
+            limits,
+        }
     }
 }
 

@@ -1,15 +1,19 @@
 //! The gRPC transport: proto -> domain -> store -> proto. No SQL here.
 mod admin;
+mod context;
 mod convert;
 mod drain;
 mod import;
 mod interceptor;
 mod library;
 mod likes;
+mod limits;
 mod plays;
 mod stats;
 
 pub use admin::AdminApi;
+pub use context::CallContext;
 pub use drain::{Drain, DrainTrigger};
 pub use interceptor::AuthInterceptor;
 pub use library::LibraryApi;
+pub use limits::{CallClass, LimitSettings, Limits, RateInfo, StreamGuard};

@@ -8,6 +8,7 @@ use super::{
         authorize, check_range, optional_timestamp, play_to_proto, prefixed, timestamp_from_proto,
     },
     drain::DrainingStream,
+    limits::too_many_streams,
 };
 use crate::{
     auth::{Access, Principal},
@@ -146,6 +147,10 @@ impl<S: Store> LibraryApi<S> {
         r: pb::ListHistoryRequest,
     ) -> ApiResult<DrainingStream<pb::HistoryEntry>> {
         let user = authorize(caller, &r.user_id, Access::Read)?;
+        let slot = self
+            .limits
+            .open_stream(&caller.subject)
+            .ok_or_else(too_many_streams)?;
         let order = match pb::HistoryOrder::try_from(r.order) {
             Ok(pb::HistoryOrder::OldestFirst) => HistoryOrder::OldestFirst,
             Ok(pb::HistoryOrder::NewestFirst | pb::HistoryOrder::Unspecified) => {
@@ -221,7 +226,7 @@ impl<S: Store> LibraryApi<S> {
                 }
             }
         });
-        Ok(DrainingStream::new(rx, self.drain.clone()))
+        Ok(DrainingStream::new(rx, self.drain.clone(), slot))
     }
 
     pub(super) async fn delete_play(

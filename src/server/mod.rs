@@ -4,7 +4,7 @@ use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::{service::interceptor::InterceptedService, transport::Server};
 use tonic_web::GrpcWebLayer;
 
 mod observe;
@@ -17,7 +17,7 @@ use web::{cors, reflection};
 use crate::{
     auth::Authenticator,
     config::ServeArgs,
-    grpc::{AdminApi, AuthInterceptor, Drain, LibraryApi},
+    grpc::{AdminApi, AuthInterceptor, Drain, LibraryApi, Limits},
     pb::{
         library_admin_service_server::LibraryAdminServiceServer,
         library_service_server::LibraryServiceServer,
@@ -128,13 +128,23 @@ async fn serve<S: Store>(
     let background = tasks::spawn_all(store.clone(), serve, services.clone());
 
     let (drain_trigger, drain) = Drain::new();
-    let admin = LibraryAdminServiceServer::with_interceptor(
-        AdminApi::new(store.clone()),
-        AuthInterceptor::new(settings.auth.clone()),
+    let limits = Limits::new(serve.limits.settings());
+    let background = {
+        let mut tasks = background;
+        tasks.push(tokio::spawn(tasks::forget_idle_callers(limits.clone())));
+        tasks
+    };
+    let interceptor = AuthInterceptor::new(settings.auth.clone(), limits.clone());
+    let max_message = serve.limits.max_message_bytes;
+    let admin = InterceptedService::new(
+        LibraryAdminServiceServer::new(AdminApi::new(store.clone()))
+            .max_decoding_message_size(max_message),
+        interceptor.clone(),
     );
-    let library = LibraryServiceServer::with_interceptor(
-        LibraryApi::new(store, drain),
-        AuthInterceptor::new(settings.auth.clone()),
+    let library = InterceptedService::new(
+        LibraryServiceServer::new(LibraryApi::new(store, drain, limits))
+            .max_decoding_message_size(max_message),
+        interceptor,
     );
     let enabled = serve.reflection;
     let reflection_v1 = enabled
@@ -167,7 +177,7 @@ async fn serve<S: Store>(
         .accept_http1(true)
         .layer(cors(&serve.cors_allow_origins)?)
         .layer(GrpcWebLayer::new())
-        .layer(ObserveLayer)
+        .layer(ObserveLayer::new(serve.limits.max_in_flight))
         .add_service(health_service)
         .add_service(library)
         .add_service(admin)

@@ -1,35 +1,69 @@
-//! One tower layer around every gRPC call: the conventional gRPC server metrics (started, handled
-//! by code, handling time) and one log line per call with method, caller, code and latency. It
-//! sits inside the gRPC-web layer, so browser calls are seen as the gRPC calls they become.
+//! One tower layer around every gRPC call: load shedding (a cap on calls in flight), the
+//! conventional gRPC server metrics (started, handled by code, handling time), the `ratelimit-*`
+//! response metadata, and one log line per call with method, caller, code and latency. It sits
+//! inside the gRPC-web layer, so browser calls are seen as the gRPC calls they become.
 //!
 //! A call ends when its response body ends: a stream's status comes in the trailers after its
 //! last message, so the body is wrapped to read them.
 use std::{
     pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
-    time::Instant,
 };
 
+use http::HeaderValue;
 use http_body::{Body as HttpBody, Frame};
-use tonic::{Code, body::Body};
+use tonic::{Code, Status, body::Body};
 use tower::{Layer, Service};
 
-use crate::telemetry::CallerSlot;
+use crate::grpc::CallContext;
 
-#[derive(Clone, Copy, Default)]
-pub struct ObserveLayer;
+/// Observes every call, and sheds API calls beyond `max_in_flight` at once: refusing at the door
+/// costs nothing, while queueing them would grow memory and wait on the connection pool.
+#[derive(Clone)]
+pub struct ObserveLayer {
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
+}
+
+impl ObserveLayer {
+    pub fn new(max_in_flight: usize) -> Self {
+        Self {
+            in_flight: Arc::default(),
+            max_in_flight,
+        }
+    }
+}
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner }
+        Observe {
+            inner,
+            in_flight: self.in_flight.clone(),
+            max_in_flight: self.max_in_flight,
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct Observe<S> {
     inner: S,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
+}
+
+/// One call in flight; given back when the call is over.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What is known about a call from its path: `/package.Service/Method`.
@@ -37,8 +71,8 @@ struct Call {
     service: String,
     method: String,
     kind: &'static str,
-    caller: CallerSlot,
-    started: Instant,
+    context: CallContext,
+    _in_flight: Option<InFlight>,
 }
 
 /// The RPC kinds of the methods that are not unary.
@@ -56,15 +90,20 @@ impl Call {
         let path = request.uri().path().trim_start_matches('/');
         let (service, method) = path.split_once('/').unwrap_or((path, ""));
         let (service, method) = (service.to_string(), method.to_string());
-        let caller = CallerSlot::default();
-        request.extensions_mut().insert(caller.clone());
+        let context = CallContext::new(request.uri().path());
+        request.extensions_mut().insert(context.clone());
         Self {
             kind: kind_of(&method),
             service,
             method,
-            caller,
-            started: Instant::now(),
+            context,
+            _in_flight: None,
         }
+    }
+
+    /// Health and reflection: probed by infrastructure, never shed, logged quietly.
+    fn infrastructure(&self) -> bool {
+        self.service.starts_with("grpc.")
     }
 
     fn start(&self) {
@@ -74,7 +113,7 @@ impl Call {
     }
 
     fn finish(&self, code: Code) {
-        let elapsed = self.started.elapsed();
+        let elapsed = self.context.arrived.elapsed();
         let code_name = format!("{code:?}");
         metrics::counter!("grpc_server_handled_total", "grpc_service" => self.service.clone(),
             "grpc_method" => self.method.clone(), "grpc_type" => self.kind,
@@ -84,9 +123,8 @@ impl Call {
             "grpc_method" => self.method.clone(), "grpc_type" => self.kind)
         .record(elapsed.as_secs_f64());
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        let caller = self.caller.get();
-        let infrastructure = self.service.starts_with("grpc.");
-        if infrastructure {
+        let caller = self.context.caller();
+        if self.infrastructure() {
             // Load balancers probe health every few seconds: not worth a line each at info.
             tracing::debug!(service = %self.service, method = %self.method, code = %code_name, latency_ms, "call");
         } else if matches!(code, Code::Internal | Code::Unknown | Code::DataLoss) {
@@ -119,17 +157,36 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let call = Call::of(&mut request);
+        let mut call = Call::of(&mut request);
         call.start();
+        if !call.infrastructure() {
+            let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+            call._in_flight = Some(InFlight(self.in_flight.clone()));
+            if before >= self.max_in_flight {
+                call.finish(Code::Unavailable);
+                let shed = Status::unavailable("the server is overloaded; retry with backoff");
+                return Box::pin(async move { Ok(shed.into_http()) });
+            }
+        }
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = match response.await {
+            let mut response = match response.await {
                 Ok(response) => response,
                 Err(e) => {
                     call.finish(Code::Unknown);
                     return Err(e);
                 }
             };
+            if let Some(rate) = call.context.rate() {
+                let headers = response.headers_mut();
+                for (name, value) in [
+                    ("ratelimit-limit", u64::from(rate.limit)),
+                    ("ratelimit-remaining", u64::from(rate.remaining)),
+                    ("ratelimit-reset", rate.reset_seconds),
+                ] {
+                    headers.insert(name, HeaderValue::from(value));
+                }
+            }
             // A trailers-only response (most errors) carries its status in the headers.
             if let Some(code) = code_in(response.headers()) {
                 call.finish(code);

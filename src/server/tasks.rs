@@ -1,6 +1,6 @@
 //! Background tasks of a running server: partition upkeep, retention, the health probe and the
 //! gauges of the metrics endpoint. Each logs its failures and tries again at its next round.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio::task::JoinHandle;
 use tonic_health::server::HealthReporter;
@@ -9,6 +9,7 @@ use crate::{
     config::ServeArgs,
     domain::Timestamp,
     error::chain,
+    grpc::Limits,
     pb::{library_admin_service_server, library_service_server},
     store::Store,
 };
@@ -153,5 +154,15 @@ async fn gauges<S: Store>(store: S) {
             Ok(rows) => metrics::gauge!("library_history_rows_estimate").set(rows as f64),
             Err(e) => tracing::debug!(error = %chain(&e), "history size estimate failed"),
         }
+    }
+}
+
+/// The rate limiter keeps a state per caller; idle callers are forgotten so that its memory
+/// follows the active callers.
+pub(super) async fn forget_idle_callers(limits: Arc<Limits>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        ticks.tick().await;
+        limits.forget_idle();
     }
 }

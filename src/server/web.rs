@@ -47,6 +47,9 @@ pub(super) fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
             "grpc-status",
             "grpc-message",
             "grpc-status-details-bin",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
         ]))
         .max_age(Duration::from_secs(24 * 60 * 60)))
 }

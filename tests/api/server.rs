@@ -195,6 +195,20 @@ async fn grpc_web_over_http1_works_for_an_allowed_origin(app: TestApp) {
         head.contains("access-control-expose-headers:") && head.contains("grpc-status"),
         "{head}"
     );
+    for header in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+        assert!(
+            head.contains(&format!("\r\n{header}: ")),
+            "{header} in {head}"
+        );
+        let exposed = head
+            .lines()
+            .find(|l| l.starts_with("access-control-expose-headers:"))
+            .unwrap_or_default();
+        assert!(
+            exposed.contains(header),
+            "a browser may read {header}: {head}"
+        );
+    }
     let (data, trailers) = frames(&body);
     let reply =
         pb::CheckLikedTracksResponse::decode(data[0].as_slice()).expect("a response message");

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use jsonwebtoken::{EncodingKey, Header};
 use library_service::{
     auth::{AuthConfig, Authenticator},
-    config::ServeArgs,
+    config::{LimitArgs, ServeArgs},
     pb::library_service_client::LibraryServiceClient,
     server::{Application, Settings},
 };
@@ -40,11 +40,20 @@ impl TestApp {
         Some(Self::spawn(db::postgres().await?).await)
     }
 
+    /// The functional suite calls far faster than any person would (a test pages through 300
+    /// plays seven at a time), so its quotas are raised; the rate-limit tests use the defaults.
     pub async fn spawn(db: TestDb) -> Self {
         Self::spawn_with(
             db,
             ServeArgs {
                 cors_allow_origins: vec!["https://app.audiohm.test".into()],
+                limits: LimitArgs {
+                    rate_reads_per_minute: 1_000_000,
+                    rate_writes_per_minute: 1_000_000,
+                    rate_streams_per_minute: 1_000_000,
+                    rate_admin_per_minute: 1_000_000,
+                    ..LimitArgs::default()
+                },
                 ..ServeArgs::default()
             },
         )

@@ -1,0 +1,326 @@
+//! Per-caller rate limits and stream caps. A caller is the token's subject, whatever connection
+//! or address it calls from, so the limits hold across every connection and replica restart of
+//! the client. Each class of call has its own quota per minute; callers with `library:any_user`
+//! (other services, calling for many listeners) get a higher one.
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use governor::{
+    Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+    middleware::StateInformationMiddleware,
+    state::keyed::DefaultKeyedStateStore,
+};
+
+use crate::auth::{Principal, SCOPE_ANY_USER};
+
+/// Classes of calls, each with its own quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallClass {
+    Read,
+    Write,
+    Stream,
+    Admin,
+}
+
+impl CallClass {
+    /// The class of a gRPC path `/package.Service/Method`.
+    pub fn of(path: &str) -> Self {
+        let method = path.rsplit('/').next().unwrap_or_default();
+        if path.contains("LibraryAdminService/") {
+            return Self::Admin;
+        }
+        match method {
+            "ListHistory" | "ImportHistory" => Self::Stream,
+            "RecordPlay" | "RecordPlays" | "DeletePlay" | "ClearHistory" | "LikeTrack"
+            | "UnlikeTrack" | "UpdateLikedTrack" => Self::Write,
+            _ => Self::Read,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Read => 0,
+            Self::Write => 1,
+            Self::Stream => 2,
+            Self::Admin => 3,
+        }
+    }
+}
+
+/// Calls per minute per caller for each class, and the caps on open streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitSettings {
+    pub reads_per_minute: u32,
+    pub writes_per_minute: u32,
+    pub streams_per_minute: u32,
+    pub admin_per_minute: u32,
+    /// Service callers (`library:any_user`) get this many times a listener's quota.
+    pub service_multiplier: u32,
+    pub max_streams_per_caller: usize,
+    pub max_streams: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            reads_per_minute: 600,
+            writes_per_minute: 600,
+            // The old service's guide: 60 history listings per minute.
+            streams_per_minute: 60,
+            admin_per_minute: 60,
+            service_multiplier: 20,
+            max_streams_per_caller: 4,
+            max_streams: 256,
+        }
+    }
+}
+
+/// What the `ratelimit-*` response metadata says after a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateInfo {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the full quota is available again.
+    pub reset_seconds: u64,
+}
+
+/// A refused call: when to retry, and the metadata to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimited {
+    pub retry_after: Duration,
+    pub info: RateInfo,
+}
+
+type Keyed =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+struct Tier {
+    limit: u32,
+    limiter: Keyed,
+}
+
+impl Tier {
+    fn new(per_minute: u32) -> Self {
+        let limit = per_minute.max(1);
+        let quota = Quota::per_minute(NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN));
+        Self {
+            limit,
+            limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+        }
+    }
+
+    /// Seconds until `used` cells have been replenished.
+    fn refill_seconds(&self, used: u32) -> u64 {
+        (u64::from(used) * 60).div_ceil(u64::from(self.limit))
+    }
+}
+
+pub struct Limits {
+    settings: LimitSettings,
+    /// Indexed by class, listeners then services.
+    tiers: Vec<[Tier; 2]>,
+    clock: DefaultClock,
+    streams: Mutex<StreamCounts>,
+}
+
+#[derive(Default)]
+struct StreamCounts {
+    total: usize,
+    per_caller: HashMap<String, usize>,
+}
+
+impl Limits {
+    pub fn new(settings: LimitSettings) -> Arc<Self> {
+        let m = settings.service_multiplier.max(1);
+        let tier = |per_minute: u32| {
+            [
+                Tier::new(per_minute),
+                Tier::new(per_minute.saturating_mul(m)),
+            ]
+        };
+        let tiers = vec![
+            tier(settings.reads_per_minute),
+            tier(settings.writes_per_minute),
+            tier(settings.streams_per_minute),
+            tier(settings.admin_per_minute),
+        ];
+        Arc::new(Self {
+            settings,
+            tiers,
+            clock: DefaultClock::default(),
+            streams: Mutex::default(),
+        })
+    }
+
+    /// Counts one call of `class` against the caller's quota.
+    pub fn check(&self, caller: &Principal, class: CallClass) -> Result<RateInfo, RateLimited> {
+        let service = usize::from(caller.has_scope(SCOPE_ANY_USER));
+        let Some(tier) = self.tiers.get(class.index()).and_then(|t| t.get(service)) else {
+            return Ok(RateInfo {
+                limit: 0,
+                remaining: 0,
+                reset_seconds: 0,
+            });
+        };
+        match tier.limiter.check_key(&caller.subject) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Ok(RateInfo {
+                    limit: tier.limit,
+                    remaining,
+                    reset_seconds: tier.refill_seconds(tier.limit - remaining.min(tier.limit)),
+                })
+            }
+            Err(not_until) => {
+                let retry_after = not_until.wait_time_from(self.clock.now());
+                Err(RateLimited {
+                    retry_after,
+                    info: RateInfo {
+                        limit: tier.limit,
+                        remaining: 0,
+                        reset_seconds: tier.refill_seconds(tier.limit),
+                    },
+                })
+            }
+        }
+    }
+
+    /// Forgets callers that have been idle long enough to have their whole quota back, so the
+    /// limiter's memory follows the active callers, not every caller ever seen.
+    pub fn forget_idle(&self) {
+        for tiers in &self.tiers {
+            for tier in tiers {
+                tier.limiter.retain_recent();
+                tier.limiter.shrink_to_fit();
+            }
+        }
+    }
+
+    /// A slot for one open stream of `caller`, or `None` when the caller or the server has as
+    /// many open as allowed. The slot is given back when the guard is dropped.
+    pub fn open_stream(self: &Arc<Self>, caller: &str) -> Option<StreamGuard> {
+        let mut counts = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = counts.per_caller.get(caller).copied().unwrap_or(0);
+        if counts.total >= self.settings.max_streams || mine >= self.settings.max_streams_per_caller
+        {
+            return None;
+        }
+        counts.total += 1;
+        counts.per_caller.insert(caller.to_string(), mine + 1);
+        Some(StreamGuard {
+            limits: self.clone(),
+            caller: caller.to_string(),
+        })
+    }
+}
+
+/// The refusal when no stream slot is free.
+pub fn too_many_streams() -> crate::error::ApiError {
+    crate::error::ApiError::ResourceExhausted {
+        message: "too many streams open at once; finish one, or retry shortly".into(),
+        retry_after: Duration::from_secs(1),
+    }
+}
+
+pub struct StreamGuard {
+    limits: Arc<Limits>,
+    caller: String,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut counts = self
+            .limits
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_caller.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_caller.remove(&self.caller);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(subject: &str, scope: Option<&str>) -> Principal {
+        Principal {
+            subject: subject.into(),
+            scopes: scope.map(|s| vec![s.to_string()]),
+        }
+    }
+
+    #[test]
+    fn paths_fall_into_their_class() {
+        let p = |m: &str| format!("/audiohm.library.v1.LibraryService/{m}");
+        assert_eq!(CallClass::of(&p("ListHistory")), CallClass::Stream);
+        assert_eq!(CallClass::of(&p("RecordPlays")), CallClass::Write);
+        assert_eq!(CallClass::of(&p("GetLibraryStats")), CallClass::Read);
+        assert_eq!(
+            CallClass::of("/audiohm.library.v1.LibraryAdminService/PurgeHistory"),
+            CallClass::Admin
+        );
+    }
+
+    #[test]
+    fn a_caller_gets_its_quota_then_a_retry_time_and_services_get_more() {
+        let limits = Limits::new(LimitSettings {
+            streams_per_minute: 3,
+            service_multiplier: 2,
+            ..LimitSettings::default()
+        });
+        let listener = caller("a", None);
+        let remaining: Vec<u32> = (0..3)
+            .map(|_| {
+                limits
+                    .check(&listener, CallClass::Stream)
+                    .map(|i| i.remaining)
+            })
+            .collect::<Result<_, _>>()
+            .expect("within quota");
+        assert_eq!(remaining, vec![2, 1, 0]);
+        let refused = limits
+            .check(&listener, CallClass::Stream)
+            .expect_err("over quota");
+        assert!(
+            refused.retry_after > Duration::ZERO && refused.retry_after <= Duration::from_secs(20)
+        );
+        assert_eq!(refused.info.limit, 3);
+        // Other callers and other classes are not affected.
+        assert!(limits.check(&caller("b", None), CallClass::Stream).is_ok());
+        assert!(limits.check(&listener, CallClass::Read).is_ok());
+        let service = caller("player", Some(SCOPE_ANY_USER));
+        for _ in 0..6 {
+            limits
+                .check(&service, CallClass::Stream)
+                .expect("a service's larger quota");
+        }
+        assert!(limits.check(&service, CallClass::Stream).is_err());
+    }
+
+    #[test]
+    fn streams_are_capped_per_caller_and_overall() {
+        let limits = Limits::new(LimitSettings {
+            max_streams_per_caller: 2,
+            max_streams: 3,
+            ..LimitSettings::default()
+        });
+        let a1 = limits.open_stream("a").expect("first");
+        let _a2 = limits.open_stream("a").expect("second");
+        assert!(limits.open_stream("a").is_none(), "per caller");
+        let _b1 = limits.open_stream("b").expect("b's first");
+        assert!(limits.open_stream("c").is_none(), "overall");
+        drop(a1);
+        assert!(limits.open_stream("a").is_some(), "a slot came back");
+    }
+}
