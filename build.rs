@@ -14,6 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("library_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
+        // Unparseable requests are the client's fault: see src/grpc/codec.rs.
+        .codec_path("crate::grpc::codec::LibraryCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -1,5 +1,6 @@
 //! The gRPC transport: proto -> domain -> store -> proto. No SQL here.
 mod admin;
+pub mod codec;
 mod context;
 mod convert;
 mod drain;

@@ -29,6 +29,7 @@ macro_rules! backend_tests {
 
 mod admin;
 mod aggregates;
+mod attacks;
 mod auth;
 mod helpers;
 mod history;

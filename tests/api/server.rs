@@ -89,7 +89,7 @@ async fn reflection_v1_and_v1alpha_list_the_library_service(app: TestApp) {
 
 /// A raw HTTP/1.1 exchange, as a browser's fetch would make it. Returns the status line and
 /// headers (lowercased) and the de-chunked body.
-async fn http1(app: &TestApp, request: Vec<u8>) -> (String, Vec<u8>) {
+pub async fn http1(app: &TestApp, request: Vec<u8>) -> (String, Vec<u8>) {
     let mut stream = tokio::net::TcpStream::connect(app.addr)
         .await
         .expect("connects");
@@ -128,11 +128,15 @@ async fn http1(app: &TestApp, request: Vec<u8>) -> (String, Vec<u8>) {
     (head, body)
 }
 
-fn grpc_web_post(path: &str, token: Option<&str>, message: &impl Message) -> Vec<u8> {
-    let payload = message.encode_to_vec();
+pub fn grpc_web_post(path: &str, token: Option<&str>, message: &impl Message) -> Vec<u8> {
+    grpc_web_post_raw(path, token, &message.encode_to_vec())
+}
+
+/// A gRPC-web request carrying `payload` as its message, whatever bytes those are.
+pub fn grpc_web_post_raw(path: &str, token: Option<&str>, payload: &[u8]) -> Vec<u8> {
     let mut frame = vec![0u8];
     frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&payload);
+    frame.extend_from_slice(payload);
     let auth = token
         .map(|t| format!("authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
@@ -147,7 +151,7 @@ fn grpc_web_post(path: &str, token: Option<&str>, message: &impl Message) -> Vec
 }
 
 /// Splits a gRPC-web body into its data messages and its trailer block.
-fn frames(body: &[u8]) -> (Vec<Vec<u8>>, String) {
+pub fn frames(body: &[u8]) -> (Vec<Vec<u8>>, String) {
     let (mut data, mut trailers, mut rest) = (Vec::new(), String::new(), body);
     while rest.len() >= 5 {
         let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;

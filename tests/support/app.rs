@@ -61,11 +61,16 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: TestDb, serve: ServeArgs) -> Self {
+        Self::spawn_with_keys(db, serve, Vec::new()).await
+    }
+
+    /// With `public_keys` (`[KID=]PATH`) the server also verifies tokens signed by those keys.
+    pub async fn spawn_with_keys(db: TestDb, serve: ServeArgs, public_keys: Vec<String>) -> Self {
         let data_dir = std::env::temp_dir();
         let auth = Authenticator::from_config(&AuthConfig {
             hs256_secret: Some(SECRET.into()),
             hs256_kid: None,
-            public_keys: Vec::new(),
+            public_keys,
             issuer: Some(ISSUER.into()),
             audience: Some(AUDIENCE.into()),
             leeway_seconds: 5,
