@@ -43,7 +43,7 @@ async fn rows(app: &TestApp) -> (usize, u64) {
 
 /// A play and a like for the default listener; returns its rows.
 async fn seed(app: &TestApp) -> (usize, u64) {
-    record(&app, vec![play(&track(), 30, "2026-01-01T00:00:00Z")]).await;
+    record(app, vec![play(&track(), 30, "2026-01-01T00:00:00Z")]).await;
     let mut client = app.client.clone();
     client
         .like_track(app.req(pb::LikeTrackRequest {
