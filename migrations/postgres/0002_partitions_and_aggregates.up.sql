@@ -25,8 +25,9 @@ CREATE INDEX plays_user_track_played_at ON plays (user_id, track_id, played_at, 
 
 -- Creates the partition holding `at` (plays_YYYY_MM, UTC months) unless it exists; true when it
 -- created it. The service calls it ahead of time for the coming months and before writing plays
--- into a month it has not seen (imports reach far back). The advisory lock makes concurrent
--- callers wait for each other instead of failing on a duplicate name.
+-- into a month it has not seen (imports reach far back). Concurrent callers queue on the advisory
+-- lock; the one that comes second may still not see the first one's table in its catalog cache
+-- (an advisory lock does not refresh it), so a duplicate name means "already there".
 CREATE FUNCTION library_ensure_play_partition(at timestamptz) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -40,8 +41,12 @@ BEGIN
     IF to_regclass(name) IS NOT NULL THEN
         RETURN false;
     END IF;
-    EXECUTE format('CREATE TABLE %I PARTITION OF plays FOR VALUES FROM (%L) TO (%L)',
-                   name, month_start, month_start + interval '1 month');
+    BEGIN
+        EXECUTE format('CREATE TABLE %I PARTITION OF plays FOR VALUES FROM (%L) TO (%L)',
+                       name, month_start, month_start + interval '1 month');
+    EXCEPTION WHEN duplicate_table THEN
+        RETURN false;
+    END;
     RETURN true;
 END
 $$;

@@ -74,6 +74,33 @@ async fn an_import_stores_every_play_once_even_when_run_again(app: TestApp) {
     assert_eq!(history_ids(&app, Default::default()).await.len(), 2500);
 }
 
+async fn concurrent_re_runs_of_an_import_store_it_once(app: TestApp) {
+    let tracks: Vec<String> = (0..5).map(|_| track()).collect();
+    // Four: the most streams one caller may have open at once.
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let messages = vec![
+                message(plays(&tracks, 0, 400)),
+                message(plays(&tracks, 400, 400)),
+            ];
+            let mut client = app.client.clone();
+            let request = app.req(tokio_stream::iter(messages));
+            tokio::spawn(
+                async move { client.import_history(request).await.map(|r| r.into_inner()) },
+            )
+        })
+        .collect();
+    let (mut imported, mut duplicates) = (0, 0);
+    for run in runs {
+        let summary = run.await.expect("task").expect("every run succeeds");
+        assert_eq!(summary.received_count, 800);
+        imported += summary.imported_count;
+        duplicates += summary.duplicate_count;
+    }
+    assert_eq!((imported, duplicates), (800, 2400));
+    assert_eq!(history_ids(&app, Default::default()).await.len(), 800);
+}
+
 async fn an_import_skips_invalid_plays_and_counts_them_by_reason(app: TestApp) {
     let t = track();
     let mut batch = vec![play(&t, 30, "2020-05-01T10:00:00Z")];
@@ -182,6 +209,7 @@ async fn an_empty_import_reports_zeros(app: TestApp) {
 
 backend_tests! {
     an_import_stores_every_play_once_even_when_run_again,
+    concurrent_re_runs_of_an_import_store_it_once,
     an_import_skips_invalid_plays_and_counts_them_by_reason,
     an_import_for_another_listener_needs_the_any_user_scope,
     an_import_refuses_a_stream_that_changes_listener_or_sends_too_many_plays,

@@ -261,6 +261,53 @@ async fn twenty_concurrent_retries_store_one_play(app: TestApp) {
     assert_eq!(history_ids(&app, Default::default()).await.len(), 1);
 }
 
+async fn twenty_concurrent_retries_of_a_batch_store_each_play_once(app: TestApp) {
+    let t = track();
+    let batch: Vec<pb::NewPlay> = (0..50)
+        .map(|i| {
+            let mut p = play(&t, i, &format!("2026-02-01T10:{i:02}:00Z"));
+            p.request_id = format!("offline-sync-{i}");
+            p
+        })
+        .collect();
+    // Half the retries send the batch in reverse order, as a client that re-sorts would.
+    let calls: Vec<_> = (0..20)
+        .map(|n| {
+            let mut plays = batch.clone();
+            if n % 2 == 1 {
+                plays.reverse();
+            }
+            let mut client = app.client.clone();
+            let request = app.req(pb::RecordPlaysRequest {
+                user_id: String::new(),
+                plays,
+            });
+            tokio::spawn(async move { client.record_plays(request).await.map(|r| r.into_inner()) })
+        })
+        .collect();
+    let mut ids_by_key: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    let (mut fresh, mut duplicates) = (0, 0);
+    for (n, call) in calls.into_iter().enumerate() {
+        let response = call.await.expect("task").expect("every retry succeeds");
+        fresh += response.recorded_count;
+        duplicates += response.duplicate_count;
+        for (i, result) in response.results.into_iter().enumerate() {
+            let key = if n % 2 == 1 { 49 - i } else { i };
+            ids_by_key
+                .entry(format!("offline-sync-{key}"))
+                .or_default()
+                .insert(result.play.expect("play").id);
+        }
+    }
+    assert_eq!((fresh, duplicates), (50, 950));
+    assert!(
+        ids_by_key.values().all(|ids| ids.len() == 1),
+        "every retry of an item returns the same play"
+    );
+    assert_eq!(history_ids(&app, Default::default()).await.len(), 50);
+}
+
 async fn a_service_records_plays_for_a_listener_with_any_user(app: TestApp) {
     let player = service_token("player-service", "library:write library:any_user");
     let mut request = record_request(&track(), "");
@@ -329,5 +376,6 @@ backend_tests! {
     a_listener_cannot_delete_another_listeners_play,
     clearing_history_counts_on_a_dry_run_and_deletes_only_older_plays,
     twenty_concurrent_retries_store_one_play,
+    twenty_concurrent_retries_of_a_batch_store_each_play_once,
     a_service_records_plays_for_a_listener_with_any_user,
 }

@@ -66,6 +66,10 @@ impl TestApp {
 
     /// With `public_keys` (`[KID=]PATH`) the server also verifies tokens signed by those keys.
     pub async fn spawn_with_keys(db: TestDb, serve: ServeArgs, public_keys: Vec<String>) -> Self {
+        // The server's logs, when a failing test needs them: LIBRARY_TEST_LOGS=1.
+        if std::env::var_os("LIBRARY_TEST_LOGS").is_some() {
+            library_service::telemetry::init(library_service::config::LogFormat::Text);
+        }
         let data_dir = std::env::temp_dir();
         let auth = Authenticator::from_config(&AuthConfig {
             hs256_secret: Some(SECRET.into()),

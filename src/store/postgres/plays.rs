@@ -181,6 +181,9 @@ impl PgStore {
                      (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed, source)
                  SELECT $1, request_id, id, track_id, played_at, played_for_seconds, completed, source
                  FROM input WHERE request_id IS NOT NULL
+                 -- One order for every caller: concurrent batches sharing keys wait for each
+                 -- other instead of deadlocking.
+                 ORDER BY request_id
                  ON CONFLICT (user_id, request_id) DO NOTHING
                  RETURNING play_id
              )
