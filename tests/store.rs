@@ -16,6 +16,10 @@ fn time(rfc3339: &str) -> Timestamp {
 }
 
 fn new_play(at: Timestamp, seconds: u32) -> NewPlay {
+    keyed_play(at, seconds, "")
+}
+
+fn keyed_play(at: Timestamp, seconds: u32, request_id: &str) -> NewPlay {
     NewPlay::parse(
         NewPlayInput {
             track_id: &uuid::Uuid::new_v4().to_string(),
@@ -23,7 +27,7 @@ fn new_play(at: Timestamp, seconds: u32) -> NewPlay {
             completed: true,
             source: "album",
             played_at: Some(Ok(at)),
-            request_id: "",
+            request_id,
         },
         Timestamp::now(),
     )
@@ -124,6 +128,69 @@ async fn retention_deletes_every_listeners_plays_before_the_cutoff(store: impl S
             .expect("purge"),
         1
     );
+}
+
+/// Keys are kept as long as their play is within retention, and at least a day after first use.
+async fn idempotency_keys_are_forgotten_past_retention_and_a_day(store: impl Store) {
+    let user = UserId::from_uuid(uuid::Uuid::new_v4());
+    let old = time("2024-01-01T00:00:00Z");
+    let now = Timestamp::now();
+    let record = |request_id: &'static str, at: Timestamp| {
+        let store = store.clone();
+        async move {
+            store
+                .record_plays(user, vec![keyed_play(at, 10, request_id)])
+                .await
+                .expect("recorded")
+                .remove(0)
+        }
+    };
+    record("old-play", old).await;
+    record("new-play", now).await;
+    let retention_cutoff = time("2025-01-01T00:00:00Z");
+    let a_day_ago = now.saturating_add_seconds(-86_400);
+    assert_eq!(
+        store
+            .forget_request_ids(retention_cutoff, a_day_ago)
+            .await
+            .expect("forget"),
+        0,
+        "first used just now: kept for a day"
+    );
+    assert!(record("old-play", old).await.duplicate, "still remembered");
+    let later = now.saturating_add_seconds(2 * 86_400);
+    assert_eq!(
+        store
+            .forget_request_ids(retention_cutoff, later)
+            .await
+            .expect("forget"),
+        1,
+        "only the key of the play past retention"
+    );
+    assert!(!record("old-play", old).await.duplicate, "forgotten");
+    assert!(record("new-play", now).await.duplicate, "kept");
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_forgotten_past_retention_and_a_day_on_sqlite() {
+    let test_db = db::sqlite();
+    let store = SqliteStore::connect(test_db.url(), 4)
+        .await
+        .expect("sqlite opens");
+    store.migrate().await.expect("migrations");
+    idempotency_keys_are_forgotten_past_retention_and_a_day(store).await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_forgotten_past_retention_and_a_day_on_postgres() {
+    let Some(test_db) = db::postgres().await else {
+        return;
+    };
+    let store = PgStore::connect(test_db.url(), 4)
+        .await
+        .expect("postgres connects");
+    store.migrate().await.expect("migrations");
+    idempotency_keys_are_forgotten_past_retention_and_a_day(store).await;
 }
 
 #[tokio::test]

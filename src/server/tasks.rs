@@ -60,7 +60,7 @@ pub(super) fn spawn_all<S: Store>(
     services: Services,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
-        tokio::spawn(housekeeping(store.clone())),
+        tokio::spawn(housekeeping(store.clone(), settings.history_retention_days)),
         tokio::spawn(health_probe(
             store.clone(),
             services,
@@ -79,14 +79,25 @@ pub(super) fn spawn_all<S: Store>(
 }
 
 /// Daily upkeep: the partitions are prepared months ahead and writes create a missing one
-/// themselves, so a failed round costs nothing.
-async fn housekeeping<S: Store>(store: S) {
+/// themselves, so a failed round costs nothing. With retention on, the idempotency keys of plays
+/// past the retention period go too (kept at least a day after their first use, whatever their
+/// play's time); without it, keys are kept as long as the plays.
+async fn housekeeping<S: Store>(store: S, retention_days: Option<u32>) {
     let mut every = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     every.tick().await;
     loop {
         every.tick().await;
         if let Err(e) = store.housekeeping().await {
             tracing::warn!(error = %chain(&e), "housekeeping failed");
+        }
+        if let Some(days) = retention_days {
+            let now = Timestamp::now();
+            let played_before = now.saturating_add_seconds(-i64::from(days) * SECONDS_PER_DAY);
+            let used_before = now.saturating_add_seconds(-SECONDS_PER_DAY);
+            match store.forget_request_ids(played_before, used_before).await {
+                Ok(forgotten) => tracing::info!(forgotten, "old idempotency keys forgotten"),
+                Err(e) => tracing::warn!(error = %chain(&e), "forgetting idempotency keys failed"),
+            }
         }
     }
 }

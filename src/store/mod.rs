@@ -119,6 +119,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         dry_run: bool,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
+    /// Forgets the idempotency keys of plays played before `played_before` that were first used
+    /// before `used_before` (retention keeps them as long as their play, and at least a day).
+    fn forget_request_ids(
+        &self,
+        played_before: Timestamp,
+        used_before: Timestamp,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
     /// Likes a track at `now`. Liking again keeps `liked_at`; notes change only when given
     /// (and then `updated_at` becomes `now`).
     fn like_track(

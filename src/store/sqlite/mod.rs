@@ -154,6 +154,14 @@ impl Store for SqliteStore {
         self.purge_before(cutoff, dry_run).await
     }
 
+    async fn forget_request_ids(
+        &self,
+        played_before: Timestamp,
+        used_before: Timestamp,
+    ) -> StoreResult<u64> {
+        self.forget_keys(played_before, used_before).await
+    }
+
     async fn like_track(
         &self,
         user: UserId,

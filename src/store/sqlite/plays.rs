@@ -222,3 +222,31 @@ impl SqliteStore {
         }
     }
 }
+
+impl SqliteStore {
+    pub(super) async fn forget_keys(
+        &self,
+        played_before: Timestamp,
+        used_before: Timestamp,
+    ) -> StoreResult<u64> {
+        let mut forgotten = 0;
+        loop {
+            let mut tx = self.write().await?;
+            let done = sqlx::query(
+                "DELETE FROM play_requests WHERE (user_id, request_id) IN
+                   (SELECT user_id, request_id FROM play_requests
+                    WHERE played_at < ? AND created_at < ? LIMIT ?)",
+            )
+            .bind(played_before.as_micros())
+            .bind(used_before.as_micros())
+            .bind(PURGE_CHUNK)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            forgotten += done.rows_affected();
+            if done.rows_affected() < PURGE_CHUNK as u64 {
+                return Ok(forgotten);
+            }
+        }
+    }
+}
