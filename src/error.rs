@@ -104,13 +104,7 @@ impl From<ApiError> for Status {
             }
             ApiError::Store(err) if err.is_unavailable() => {
                 tracing::warn!(error = %chain(&err), "database unavailable");
-                let mut details = ErrorDetails::new();
-                details.set_retry_info(Some(Duration::from_secs(1)));
-                Status::with_error_details(
-                    Code::Unavailable,
-                    "the library database is unavailable; retry shortly",
-                    details,
-                )
+                database_unavailable()
             }
             ApiError::Store(err) => {
                 tracing::error!(error = %chain(&err), "database error");
@@ -122,4 +116,15 @@ impl From<ApiError> for Status {
             }
         }
     }
+}
+
+/// UNAVAILABLE with a RetryInfo: the database cannot be reached, the call may be retried.
+pub fn database_unavailable() -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_retry_info(Some(Duration::from_secs(1)));
+    Status::with_error_details(
+        Code::Unavailable,
+        "the library database is unavailable; retry shortly",
+        details,
+    )
 }

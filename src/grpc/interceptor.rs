@@ -4,11 +4,12 @@ use tonic::{Request, Status, metadata::MetadataMap, service::Interceptor};
 
 use super::{
     context::CallContext,
+    gate::DatabaseGate,
     limits::{CallClass, Limits},
 };
 use crate::{
     auth::{Authenticator, Principal},
-    error::ApiError,
+    error::{ApiError, database_unavailable},
 };
 
 /// Verifies the bearer token of every call to the services it wraps, counts the call against the
@@ -19,11 +20,12 @@ use crate::{
 pub struct AuthInterceptor {
     auth: Authenticator,
     limits: Arc<Limits>,
+    gate: DatabaseGate,
 }
 
 impl AuthInterceptor {
-    pub fn new(auth: Authenticator, limits: Arc<Limits>) -> Self {
-        Self { auth, limits }
+    pub fn new(auth: Authenticator, limits: Arc<Limits>, gate: DatabaseGate) -> Self {
+        Self { auth, limits, gate }
     }
 }
 
@@ -91,6 +93,9 @@ impl Interceptor for AuthInterceptor {
                     .into());
                 }
             }
+        }
+        if self.gate.is_down() {
+            return Err(database_unavailable());
         }
         request.extensions_mut().insert(principal);
         Ok(request)

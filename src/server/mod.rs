@@ -17,7 +17,7 @@ use web::{cors, reflection};
 use crate::{
     auth::Authenticator,
     config::ServeArgs,
-    grpc::{AdminApi, AuthInterceptor, Drain, LibraryApi, Limits},
+    grpc::{AdminApi, AuthInterceptor, DatabaseGate, Drain, LibraryApi, Limits},
     pb::{
         library_admin_service_server::LibraryAdminServiceServer,
         library_service_server::LibraryServiceServer,
@@ -125,7 +125,8 @@ async fn serve<S: Store>(
     let (health, health_service) = tonic_health::server::health_reporter();
     let services = tasks::Services::new(health);
     services.set_serving(true).await;
-    let background = tasks::spawn_all(store.clone(), serve, services.clone());
+    let gate = DatabaseGate::default();
+    let background = tasks::spawn_all(store.clone(), serve, services.clone(), gate.clone());
 
     let (drain_trigger, drain) = Drain::new();
     let limits = Limits::new(serve.limits.settings());
@@ -134,7 +135,7 @@ async fn serve<S: Store>(
         tasks.push(tokio::spawn(tasks::forget_idle_callers(limits.clone())));
         tasks
     };
-    let interceptor = AuthInterceptor::new(settings.auth.clone(), limits.clone());
+    let interceptor = AuthInterceptor::new(settings.auth.clone(), limits.clone(), gate);
     let max_message = serve.limits.max_message_bytes;
     let admin = InterceptedService::new(
         LibraryAdminServiceServer::new(AdminApi::new(store.clone()))

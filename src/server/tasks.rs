@@ -9,7 +9,7 @@ use crate::{
     config::ServeArgs,
     domain::Timestamp,
     error::chain,
-    grpc::Limits,
+    grpc::{DatabaseGate, Limits},
     pb::{library_admin_service_server, library_service_server},
     store::Store,
 };
@@ -58,12 +58,14 @@ pub(super) fn spawn_all<S: Store>(
     store: S,
     settings: &ServeArgs,
     services: Services,
+    gate: DatabaseGate,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
         tokio::spawn(housekeeping(store.clone(), settings.history_retention_days)),
         tokio::spawn(health_probe(
             store.clone(),
             services,
+            gate,
             Duration::from_secs(settings.health_probe_seconds),
         )),
         tokio::spawn(gauges(store.clone())),
@@ -103,13 +105,15 @@ async fn housekeeping<S: Store>(store: S, retention_days: Option<u32>) {
 }
 
 /// Health that tells the truth: NOT_SERVING while the database does not answer, SERVING again
-/// as soon as it does. Only changes are logged.
-async fn health_probe<S: Store>(store: S, services: Services, every: Duration) {
+/// as soon as it does; the gate refuses API calls meanwhile. Only changes are logged.
+async fn health_probe<S: Store>(store: S, services: Services, gate: DatabaseGate, every: Duration) {
     let mut serving = true;
     let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
-        let ok = match tokio::time::timeout(every.max(Duration::from_secs(1)), store.ping()).await {
+        // A healthy ping takes milliseconds; waiting longer only delays the verdict.
+        let patience = every.clamp(Duration::from_millis(500), Duration::from_secs(2));
+        let ok = match tokio::time::timeout(patience, store.ping()).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
                 if serving {
@@ -125,6 +129,7 @@ async fn health_probe<S: Store>(store: S, services: Services, every: Duration) {
             }
         };
         metrics::gauge!("library_database_up").set(if ok { 1.0 } else { 0.0 });
+        gate.set_reachable(ok);
         if ok != serving {
             if ok {
                 tracing::info!("database reachable again: SERVING");
