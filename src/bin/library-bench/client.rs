@@ -1,0 +1,109 @@
+//! gRPC clients and the tokens the bench mints for itself with the server's HS256 secret.
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context;
+use jsonwebtoken::{EncodingKey, Header};
+use library_service::pb::library_service_client::LibraryServiceClient;
+use serde_json::json;
+use tonic::{
+    Request,
+    metadata::{Ascii, MetadataValue},
+    transport::{Channel, Endpoint},
+};
+use uuid::Uuid;
+
+use crate::cli::Args;
+
+/// Long enough for seeding a million plays and every scenario after it.
+const TOKEN_TTL_SECONDS: u64 = 12 * 60 * 60;
+/// What the player service would hold: it records plays for any listener.
+const SERVICE_SCOPES: &str = "library:read library:write library:any_user";
+
+pub type Client = LibraryServiceClient<Channel>;
+
+/// A ready `authorization` value; cloning it is cheap, so calls don't re-sign or re-parse.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<Ascii>);
+
+impl Bearer {
+    pub fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        request
+    }
+}
+
+#[derive(Clone)]
+pub struct Api {
+    clients: Arc<[Client]>,
+    key: Arc<EncodingKey>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    /// A service token: acts for any listener by naming `user_id`.
+    pub service: Bearer,
+}
+
+impl Api {
+    pub async fn connect(args: &Args) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::from_shared(args.addr.clone())
+            .with_context(|| format!("--addr {}", args.addr))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true);
+        let mut clients = Vec::with_capacity(args.connections);
+        for _ in 0..args.connections {
+            // One Channel per connection: `connect()` opens its own HTTP/2 connection.
+            let channel = endpoint
+                .connect()
+                .await
+                .with_context(|| format!("connecting to {}", args.addr))?;
+            clients.push(LibraryServiceClient::new(channel));
+        }
+        let mut api = Self {
+            clients: clients.into(),
+            key: Arc::new(EncodingKey::from_secret(args.jwt_secret.as_bytes())),
+            issuer: args.jwt_issuer.clone(),
+            audience: args.jwt_audience.clone(),
+            service: Bearer(MetadataValue::from_static("")),
+        };
+        api.service = api.mint("library-bench", Some(SERVICE_SCOPES))?;
+        Ok(api)
+    }
+
+    /// The client of connection `i` (modulo the number of connections).
+    pub fn client(&self, i: usize) -> Client {
+        self.clients[i % self.clients.len()].clone()
+    }
+
+    /// A listener's session token: no scope, `sub` is the listener, as the web frontend sends.
+    pub fn session(&self, user: Uuid) -> anyhow::Result<Bearer> {
+        self.mint(&user.to_string(), None)
+    }
+
+    fn mint(&self, sub: &str, scope: Option<&str>) -> anyhow::Result<Bearer> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .context("system clock before 1970")?
+            .as_secs();
+        let mut claims = json!({ "sub": sub, "exp": now + TOKEN_TTL_SECONDS, "iat": now });
+        if let Some(scope) = scope {
+            claims["scope"] = json!(scope);
+        }
+        if let Some(iss) = &self.issuer {
+            claims["iss"] = json!(iss);
+        }
+        if let Some(aud) = &self.audience {
+            claims["aud"] = json!(aud);
+        }
+        let token = jsonwebtoken::encode(&Header::default(), &claims, &self.key)
+            .context("signing a token")?;
+        let value = format!("Bearer {token}")
+            .parse()
+            .context("token is not valid metadata")?;
+        Ok(Bearer(value))
+    }
+}

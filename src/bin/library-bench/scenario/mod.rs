@@ -1,0 +1,15 @@
+//! One module per scenario; each prints its line and records its targets.
+pub mod check_liked;
+pub mod record;
+pub mod record_batch;
+pub mod stats;
+pub mod stream;
+
+use crate::{cli::Args, client::Api, db::Db};
+
+/// What every scenario needs: the settings, the server, and the database behind it.
+pub struct Ctx {
+    pub args: Args,
+    pub api: Api,
+    pub db: Db,
+}

@@ -1,0 +1,125 @@
+//! `record`: RecordPlay at 64 concurrent calls, as a fleet of players sends them, against the same
+//! one-play transactions written directly.
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context, ensure};
+use library_service::pb;
+use uuid::Uuid;
+
+use super::Ctx;
+use crate::{
+    load,
+    report::{self, Report},
+    seed,
+};
+
+/// Listeners the plays are spread over: each has at most one call in flight, as a real player
+/// does, so no two calls fight over one listener's aggregate rows.
+const USERS: usize = 1024;
+const WARM_UP_CALLS: usize = 256;
+const P99_GOAL: Duration = Duration::from_millis(25);
+
+pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let args = &ctx.args;
+    let users: Arc<Vec<Uuid>> = Arc::new(seed::track_pool(USERS));
+    let tracks = Arc::new(seed::track_pool(5000));
+    // Unique per run, so a re-run never replays an old request_id.
+    let run_tag = Uuid::new_v4().simple().to_string();
+    ctx.db.ensure_partitions([seed::now_micros()]).await?;
+
+    eprintln!(
+        "record: {} RecordPlay calls, {} in flight...",
+        args.record_calls, args.concurrency
+    );
+    let service = |prefix: &'static str, calls: usize| {
+        let (api, users, tracks, tag) = (
+            ctx.api.clone(),
+            users.clone(),
+            tracks.clone(),
+            run_tag.clone(),
+        );
+        load::run(calls, args.concurrency, 1, args.budget(), move |i| {
+            let (api, users, tracks) = (api.clone(), users.clone(), tracks.clone());
+            let request_id = format!("{prefix}-{tag}-{i}");
+            async move {
+                let row = seed::random_row(&mut rand::rng(), &tracks, 0, Some(request_id));
+                // No played_at: the service stamps the play with its own clock, as for a live play.
+                let play = seed::to_new_play(&row, false);
+                let request = api.service.request(pb::RecordPlayRequest {
+                    user_id: users[i % users.len()].to_string(),
+                    track_id: play.track_id,
+                    played_for_seconds: play.played_for_seconds,
+                    completed: play.completed,
+                    source: play.source,
+                    played_at: None,
+                    request_id: play.request_id,
+                });
+                let done = api
+                    .client(i)
+                    .record_play(request)
+                    .await
+                    .context("RecordPlay")?
+                    .into_inner();
+                ensure!(
+                    !done.duplicate,
+                    "a fresh request_id was reported as a duplicate"
+                );
+                Ok(())
+            }
+        })
+    };
+    service("warm", WARM_UP_CALLS).await?;
+    let service = service("svc", args.record_calls).await?;
+
+    let baseline = |prefix: &'static str, calls: usize| {
+        let (db, users, tracks, tag) = (
+            ctx.db.clone(),
+            users.clone(),
+            tracks.clone(),
+            run_tag.clone(),
+        );
+        load::run(calls, args.concurrency, 1, args.budget(), move |i| {
+            let (db, users, tracks) = (db.clone(), users.clone(), tracks.clone());
+            let request_id = format!("{prefix}-{tag}-{i}");
+            async move {
+                let row = seed::random_row(
+                    &mut rand::rng(),
+                    &tracks,
+                    seed::now_micros(),
+                    Some(request_id),
+                );
+                let stored = db.write_plays(users[i % users.len()], &[row]).await?;
+                ensure!(
+                    stored == 1,
+                    "the baseline stored {stored} plays instead of 1"
+                );
+                Ok(())
+            }
+        })
+    };
+    baseline("bwarm", WARM_UP_CALLS).await?;
+    let baseline = baseline("base", args.record_calls).await?;
+
+    report::emit(report::line(
+        "record",
+        "ops/s",
+        &service,
+        &baseline,
+        &format!(
+            "{} calls, {} concurrent, {} listeners",
+            service.calls(),
+            args.concurrency,
+            USERS
+        ),
+    ));
+    let ratio = report::ratio(&service, &baseline);
+    report.at_least(
+        "record",
+        ">= 0.8 x baseline",
+        ratio,
+        0.8,
+        format!("{ratio:.2} x"),
+    );
+    report.at_most("record", "p99 <= 25 ms", service.p99(), P99_GOAL);
+    Ok(())
+}

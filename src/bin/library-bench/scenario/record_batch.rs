@@ -1,0 +1,148 @@
+//! `record-batch`: RecordPlays of 1000 plays, one call after another (a player syncing after a
+//! flight), against the same 1000 rows written directly in one statement.
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, ensure};
+use library_service::pb;
+use uuid::Uuid;
+
+use super::Ctx;
+use crate::{
+    db::PlayRow,
+    load,
+    report::{self, Report},
+    seed,
+};
+
+const HOUR_MICROS: i64 = 3_600_000_000;
+const PLAYS_PER_SECOND_GOAL: f64 = 50_000.0;
+
+/// `batches` batches of `size` plays over the last day; with a `prefix`, each play gets its own
+/// request_id, as a player that wants its retried syncs to store nothing twice would send.
+fn batches(batches: usize, size: usize, prefix: Option<&str>) -> Vec<Vec<PlayRow>> {
+    let mut rng = rand::rng();
+    let tracks = seed::track_pool(2000);
+    let now = seed::now_micros();
+    (0..batches)
+        .map(|b| {
+            (0..size)
+                .map(|j| {
+                    let at = now - rand::Rng::random_range(&mut rng, 60_000_000..24 * HOUR_MICROS);
+                    let key = prefix.map(|p| format!("{p}-{b}-{j}"));
+                    seed::random_row(&mut rng, &tracks, at, key)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let args = &ctx.args;
+    let size = args.batch_size;
+    let tag = Uuid::new_v4().simple().to_string();
+    let keys = |side: &str| args.batch_request_ids.then(|| format!("{side}{tag}"));
+    eprintln!(
+        "record-batch: {} RecordPlays calls of {size} plays...",
+        args.batches
+    );
+
+    // Built before timing: the bench measures the service, not its own data generation. The
+    // first batch of each side warms up and is not timed.
+    let user = Uuid::new_v4();
+    let mut for_service: Vec<Vec<pb::NewPlay>> =
+        batches(args.batches + 1, size, keys("s").as_deref())
+            .iter()
+            .map(|batch| batch.iter().map(|r| seed::to_new_play(r, true)).collect())
+            .collect();
+    record(ctx, user, for_service.remove(0)).await?;
+    // Each call takes its batch out, so the timed part does not copy 1000 plays first.
+    let for_service: Arc<Vec<Mutex<Vec<pb::NewPlay>>>> =
+        Arc::new(for_service.into_iter().map(Mutex::new).collect());
+    let service = {
+        let (api, all) = (ctx.api.clone(), for_service.clone());
+        load::run(args.batches, 1, size as u64, args.budget(), move |b| {
+            let plays = std::mem::take(&mut *all[b].lock().unwrap_or_else(|p| p.into_inner()));
+            let api = api.clone();
+            async move {
+                let n = plays.len() as u32;
+                let request = api.service.request(pb::RecordPlaysRequest {
+                    user_id: user.to_string(),
+                    plays,
+                });
+                let done = api
+                    .client(0)
+                    .record_plays(request)
+                    .await
+                    .context("RecordPlays")?
+                    .into_inner();
+                ensure!(
+                    done.recorded_count == n,
+                    "RecordPlays stored {} of {n} plays",
+                    done.recorded_count
+                );
+                Ok(())
+            }
+        })
+        .await?
+    };
+
+    let user = Uuid::new_v4();
+    let for_baseline = Arc::new(batches(args.batches + 1, size, keys("b").as_deref()));
+    ctx.db
+        .ensure_partitions(for_baseline.iter().flatten().map(|r| r.played_at_micros))
+        .await?;
+    ctx.db.write_plays(user, &for_baseline[0]).await?;
+    let baseline = {
+        let (db, all) = (ctx.db.clone(), for_baseline.clone());
+        load::run(args.batches, 1, size as u64, args.budget(), move |b| {
+            let (db, all) = (db.clone(), all.clone());
+            async move {
+                let stored = db.write_plays(user, &all[b + 1]).await?;
+                ensure!(
+                    stored == size as u64,
+                    "the baseline stored {stored} of {size} plays"
+                );
+                Ok(())
+            }
+        })
+        .await?
+    };
+
+    report::emit(report::line(
+        "record-batch",
+        "plays/s",
+        &service,
+        &baseline,
+        &format!(
+            "{} calls x {size} plays, sequential, {}",
+            service.calls(),
+            if args.batch_request_ids {
+                "every play with a request_id"
+            } else {
+                "no request_id"
+            }
+        ),
+    ));
+    let r = service.rate();
+    report.at_least(
+        "record-batch",
+        ">= 50,000 plays/s",
+        r,
+        PLAYS_PER_SECOND_GOAL,
+        format!("{} plays/s", report::rate(r)),
+    );
+    Ok(())
+}
+
+async fn record(ctx: &Ctx, user: Uuid, plays: Vec<pb::NewPlay>) -> anyhow::Result<()> {
+    let request = ctx.api.service.request(pb::RecordPlaysRequest {
+        user_id: user.to_string(),
+        plays,
+    });
+    ctx.api
+        .client(0)
+        .record_plays(request)
+        .await
+        .context("RecordPlays (warm-up)")?;
+    Ok(())
+}
