@@ -78,6 +78,7 @@ async fn migrate_undo_and_migrate_again(url: &str) {
         "plays",
         "user_quarter_stats",
         "user_source_stats",
+        "user_stats",
         "user_track_stats",
     ];
     run(binary().args(["migrate"]).env("DATABASE_URL", url));

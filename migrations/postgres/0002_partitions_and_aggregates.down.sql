@@ -5,6 +5,7 @@ DROP FUNCTION plays_count_inserted();
 DROP FUNCTION plays_count_deleted();
 DROP FUNCTION library_drop_play_partition(regclass);
 DROP VIEW library_play_partitions;
+DROP TABLE user_stats;
 DROP TABLE user_track_stats;
 DROP TABLE user_source_stats;
 DROP TABLE user_quarter_stats;

@@ -90,17 +90,45 @@ CREATE TABLE user_quarter_stats (
     CONSTRAINT user_quarter_stats_pkey PRIMARY KEY (user_id, quarter_start)
 );
 
+-- One row per listener with the all-time totals, so that GetLibraryStats reads them in one probe
+-- however many tracks the listener has played.
+CREATE TABLE user_stats (
+    user_id   uuid   NOT NULL,
+    plays     bigint NOT NULL,
+    completed bigint NOT NULL,
+    seconds   bigint NOT NULL,
+    tracks    bigint NOT NULL,
+    CONSTRAINT user_stats_pkey PRIMARY KEY (user_id)
+);
+
 -- Statement-level triggers see all rows of a bulk insert or delete at once (transition tables),
 -- so a batch of 1000 plays costs three grouped upserts, not 3000 single-row ones. ORDER BY gives
 -- concurrent writers one lock order.
 CREATE FUNCTION plays_count_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO user_track_stats AS s (user_id, track_id, plays, seconds)
-    SELECT user_id, track_id, count(*), sum(played_for_seconds)
-    FROM inserted_plays GROUP BY user_id, track_id ORDER BY user_id, track_id
-    ON CONFLICT (user_id, track_id) DO UPDATE
-        SET plays = s.plays + EXCLUDED.plays, seconds = s.seconds + EXCLUDED.seconds;
+    -- xmax = 0 marks the rows the upsert inserted: the listener's new tracks.
+    WITH upserted AS (
+        INSERT INTO user_track_stats AS s (user_id, track_id, plays, seconds)
+        SELECT user_id, track_id, count(*), sum(played_for_seconds)
+        FROM inserted_plays GROUP BY user_id, track_id ORDER BY user_id, track_id
+        ON CONFLICT (user_id, track_id) DO UPDATE
+            SET plays = s.plays + EXCLUDED.plays, seconds = s.seconds + EXCLUDED.seconds
+        RETURNING s.user_id, (s.xmax = 0) AS created
+    ),
+    new_tracks AS (
+        SELECT user_id, count(*) FILTER (WHERE created) AS tracks FROM upserted GROUP BY user_id
+    )
+    INSERT INTO user_stats AS u (user_id, plays, completed, seconds, tracks)
+    SELECT i.user_id, i.plays, i.completed, i.seconds, COALESCE(n.tracks, 0)
+    FROM (SELECT user_id, count(*) AS plays, count(*) FILTER (WHERE completed) AS completed,
+                 sum(played_for_seconds) AS seconds
+          FROM inserted_plays GROUP BY user_id) i
+    LEFT JOIN new_tracks n USING (user_id)
+    ORDER BY i.user_id
+    ON CONFLICT (user_id) DO UPDATE
+        SET plays = u.plays + EXCLUDED.plays, completed = u.completed + EXCLUDED.completed,
+            seconds = u.seconds + EXCLUDED.seconds, tracks = u.tracks + EXCLUDED.tracks;
 
     INSERT INTO user_source_stats AS s (user_id, source, plays, completed, seconds)
     SELECT user_id, source, count(*), count(*) FILTER (WHERE completed), sum(played_for_seconds)
@@ -126,8 +154,22 @@ BEGIN
     FROM (SELECT user_id, track_id, count(*) AS plays, sum(played_for_seconds) AS seconds
           FROM deleted_plays GROUP BY user_id, track_id) d
     WHERE s.user_id = d.user_id AND s.track_id = d.track_id;
-    DELETE FROM user_track_stats s USING (SELECT DISTINCT user_id, track_id FROM deleted_plays) d
-    WHERE s.user_id = d.user_id AND s.track_id = d.track_id AND s.plays = 0;
+    WITH gone AS (
+        DELETE FROM user_track_stats s USING (SELECT DISTINCT user_id, track_id FROM deleted_plays) d
+        WHERE s.user_id = d.user_id AND s.track_id = d.track_id AND s.plays = 0
+        RETURNING s.user_id
+    ),
+    gone_tracks AS (SELECT user_id, count(*) AS tracks FROM gone GROUP BY user_id)
+    UPDATE user_stats u
+    SET plays = u.plays - d.plays, completed = u.completed - d.completed,
+        seconds = u.seconds - d.seconds, tracks = u.tracks - COALESCE(g.tracks, 0)
+    FROM (SELECT user_id, count(*) AS plays, count(*) FILTER (WHERE completed) AS completed,
+                 sum(played_for_seconds) AS seconds
+          FROM deleted_plays GROUP BY user_id) d
+    LEFT JOIN gone_tracks g USING (user_id)
+    WHERE u.user_id = d.user_id;
+    DELETE FROM user_stats u USING (SELECT DISTINCT user_id FROM deleted_plays) d
+    WHERE u.user_id = d.user_id AND u.plays = 0;
 
     UPDATE user_source_stats s
     SET plays = s.plays - d.plays, completed = s.completed - d.completed, seconds = s.seconds - d.seconds
@@ -157,6 +199,10 @@ CREATE TRIGGER plays_count_deleted AFTER DELETE ON plays
     REFERENCING OLD TABLE AS deleted_plays FOR EACH STATEMENT EXECUTE FUNCTION plays_count_deleted();
 
 -- 3. Aggregates for the plays already stored.
+INSERT INTO user_stats
+SELECT user_id, count(*), count(*) FILTER (WHERE completed), sum(played_for_seconds),
+       count(DISTINCT track_id)
+FROM plays GROUP BY 1;
 INSERT INTO user_track_stats
 SELECT user_id, track_id, count(*), sum(played_for_seconds) FROM plays GROUP BY 1, 2;
 INSERT INTO user_source_stats
@@ -200,6 +246,18 @@ BEGIN
         USING (SELECT DISTINCT user_id, date_bin('15 minutes', played_at, timestamptz 'epoch') AS q
                FROM %s) d
         WHERE s.user_id = d.user_id AND s.quarter_start = d.q$sql$, part);
+    EXECUTE format($sql$
+        UPDATE user_stats u
+        SET plays = u.plays - d.plays, completed = u.completed - d.completed,
+            seconds = u.seconds - d.seconds,
+            tracks = (SELECT count(*) FROM user_track_stats t WHERE t.user_id = u.user_id)
+        FROM (SELECT user_id, count(*) AS plays, count(*) FILTER (WHERE completed) AS completed,
+                     sum(played_for_seconds) AS seconds
+              FROM %s GROUP BY user_id) d
+        WHERE u.user_id = d.user_id$sql$, part);
+    EXECUTE format($sql$
+        DELETE FROM user_stats u USING (SELECT DISTINCT user_id FROM %s) d
+        WHERE u.user_id = d.user_id AND u.plays = 0$sql$, part);
     EXECUTE format('DROP TABLE %s', part);
     RETURN dropped;
 END

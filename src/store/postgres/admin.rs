@@ -22,10 +22,10 @@ impl PgStore {
         limit: u32,
     ) -> StoreResult<Vec<ListenerCount>> {
         let rows: Vec<(Uuid, i64, i64)> = if range == TimeRange::default() {
-            // All time: the per-source aggregates hold a handful of rows per listener.
+            // All time: one totals row per listener.
             sqlx::query_as(
-                "SELECT user_id, sum(plays)::int8, sum(seconds)::int8 FROM user_source_stats
-                 GROUP BY user_id ORDER BY 2 DESC, 3 DESC, user_id LIMIT $1",
+                "SELECT user_id, plays, seconds FROM user_stats
+                 ORDER BY plays DESC, seconds DESC, user_id LIMIT $1",
             )
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -121,6 +121,7 @@ impl PgStore {
         // The delete trigger already emptied these; this makes sure nothing is left even if an
         // aggregate row had drifted.
         for statement in [
+            "DELETE FROM user_stats WHERE user_id = $1",
             "DELETE FROM user_track_stats WHERE user_id = $1",
             "DELETE FROM user_source_stats WHERE user_id = $1",
             "DELETE FROM user_quarter_stats WHERE user_id = $1",

@@ -64,24 +64,25 @@ impl PgStore {
 }
 
 async fn all_time(conn: &mut PgConnection, user: UserId, top_tracks: u32) -> StoreResult<RawStats> {
-    let sources: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT source, plays, completed, seconds FROM user_source_stats WHERE user_id = $1
+    // The totals row, and the first and last plays as the ends of the (user_id, played_at) key:
+    // one index probe each (per partition at most), however long the history.
+    let (plays, completed, seconds, tracks, first, last): Totals6 = sqlx::query_as(
+        "SELECT COALESCE(s.plays, 0), COALESCE(s.completed, 0), COALESCE(s.seconds, 0),
+                COALESCE(s.tracks, 0),
+                (SELECT played_at FROM plays WHERE user_id = $1 ORDER BY played_at ASC LIMIT 1),
+                (SELECT played_at FROM plays WHERE user_id = $1 ORDER BY played_at DESC LIMIT 1)
+         FROM (SELECT 1) AS one LEFT JOIN user_stats s ON s.user_id = $1",
+    )
+    .bind(user.as_uuid())
+    .fetch_one(&mut *conn)
+    .await?;
+    let sources: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT source, plays FROM user_source_stats WHERE user_id = $1
          ORDER BY plays DESC, source COLLATE \"C\" ASC",
     )
     .bind(user.as_uuid())
     .fetch_all(&mut *conn)
     .await?;
-    // The first and last plays are the ends of the (user_id, played_at) key: one index probe
-    // per partition at most, not a scan.
-    let (tracks, first, last): (i64, Option<OffsetDateTime>, Option<OffsetDateTime>) =
-        sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM user_track_stats WHERE user_id = $1),
-                    (SELECT played_at FROM plays WHERE user_id = $1 ORDER BY played_at ASC LIMIT 1),
-                    (SELECT played_at FROM plays WHERE user_id = $1 ORDER BY played_at DESC LIMIT 1)",
-        )
-        .bind(user.as_uuid())
-        .fetch_one(&mut *conn)
-        .await?;
     let top: Vec<(Uuid, i64, i64)> = sqlx::query_as(
         "SELECT track_id, plays, seconds FROM user_track_stats WHERE user_id = $1
          ORDER BY plays DESC, seconds DESC, track_id ASC LIMIT $2",
@@ -91,21 +92,27 @@ async fn all_time(conn: &mut PgConnection, user: UserId, top_tracks: u32) -> Sto
     .fetch_all(&mut *conn)
     .await?;
     Ok(RawStats {
-        plays: sources.iter().map(|s| s.1).sum(),
-        completed: sources.iter().map(|s| s.2).sum(),
-        seconds: sources.iter().map(|s| s.3).sum(),
+        plays,
+        completed,
+        seconds,
         tracks,
         first: first.map(micros).transpose()?,
         last: last.map(micros).transpose()?,
         top,
-        sources: sources
-            .into_iter()
-            .map(|(s, plays, _, _)| (s, plays))
-            .collect(),
+        sources,
         quarters: Vec::new(),
         liked: 0,
     })
 }
+
+type Totals6 = (
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<OffsetDateTime>,
+    Option<OffsetDateTime>,
+);
 
 async fn in_range(
     conn: &mut PgConnection,

@@ -22,8 +22,8 @@ impl SqliteStore {
     ) -> StoreResult<Vec<ListenerCount>> {
         let rows: Vec<(Uuid, i64, i64)> = if range == TimeRange::default() {
             sqlx::query_as(
-                "SELECT user_id, sum(plays), sum(seconds) FROM user_source_stats
-                 GROUP BY user_id ORDER BY 2 DESC, 3 DESC, user_id LIMIT ?",
+                "SELECT user_id, plays, seconds FROM user_stats
+                 ORDER BY plays DESC, seconds DESC, user_id LIMIT ?",
             )
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
@@ -107,6 +107,7 @@ impl SqliteStore {
             "DELETE FROM liked_tracks WHERE user_id = ?",
             "DELETE FROM play_requests WHERE user_id = ?",
             // Emptied by the delete trigger already; this leaves nothing even if a row drifted.
+            "DELETE FROM user_stats WHERE user_id = ?",
             "DELETE FROM user_track_stats WHERE user_id = ?",
             "DELETE FROM user_source_stats WHERE user_id = ?",
             "DELETE FROM user_quarter_stats WHERE user_id = ?",

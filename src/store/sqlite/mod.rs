@@ -112,7 +112,7 @@ impl Store for SqliteStore {
     }
 
     async fn history_size_estimate(&self) -> StoreResult<u64> {
-        let rows: i64 = sqlx::query_scalar("SELECT COALESCE(sum(plays), 0) FROM user_source_stats")
+        let rows: i64 = sqlx::query_scalar("SELECT COALESCE(sum(plays), 0) FROM user_stats")
             .fetch_one(&self.reader)
             .await?;
         count(rows)

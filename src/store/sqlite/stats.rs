@@ -67,21 +67,30 @@ async fn all_time(
     user: UserId,
     top_tracks: u32,
 ) -> StoreResult<RawStats> {
-    let sources: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT source, plays, completed, seconds FROM user_source_stats WHERE user_id = ?
+    // The totals row; MIN and MAX over the leading key columns are single index probes.
+    let (plays, completed, seconds, tracks, first, last): (
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<i64>,
+        Option<i64>,
+    ) = sqlx::query_as(
+        "SELECT COALESCE(s.plays, 0), COALESCE(s.completed, 0), COALESCE(s.seconds, 0),
+                    COALESCE(s.tracks, 0),
+                    (SELECT MIN(played_at) FROM plays WHERE user_id = ?1),
+                    (SELECT MAX(played_at) FROM plays WHERE user_id = ?1)
+             FROM (SELECT 1) AS one LEFT JOIN user_stats s ON s.user_id = ?1",
+    )
+    .bind(user.as_uuid())
+    .fetch_one(&mut *conn)
+    .await?;
+    let sources: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT source, plays FROM user_source_stats WHERE user_id = ?
          ORDER BY plays DESC, source ASC",
     )
     .bind(user.as_uuid())
     .fetch_all(&mut *conn)
-    .await?;
-    // MIN and MAX over the leading key columns are single index probes in SQLite.
-    let (tracks, first, last): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM user_track_stats WHERE user_id = ?1),
-                (SELECT MIN(played_at) FROM plays WHERE user_id = ?1),
-                (SELECT MAX(played_at) FROM plays WHERE user_id = ?1)",
-    )
-    .bind(user.as_uuid())
-    .fetch_one(&mut *conn)
     .await?;
     let top: Vec<(Uuid, i64, i64)> = sqlx::query_as(
         "SELECT track_id, plays, seconds FROM user_track_stats WHERE user_id = ?
@@ -92,17 +101,14 @@ async fn all_time(
     .fetch_all(&mut *conn)
     .await?;
     Ok(RawStats {
-        plays: sources.iter().map(|s| s.1).sum(),
-        completed: sources.iter().map(|s| s.2).sum(),
-        seconds: sources.iter().map(|s| s.3).sum(),
+        plays,
+        completed,
+        seconds,
         tracks,
         first,
         last,
         top,
-        sources: sources
-            .into_iter()
-            .map(|(s, plays, _, _)| (s, plays))
-            .collect(),
+        sources,
         quarters: Vec::new(),
         liked: 0,
     })
