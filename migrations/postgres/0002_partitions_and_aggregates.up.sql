@@ -91,13 +91,15 @@ CREATE TABLE user_quarter_stats (
 );
 
 -- One row per listener with the all-time totals, so that GetLibraryStats reads them in one probe
--- however many tracks the listener has played.
+-- however many tracks and monthly partitions the listener's history spans.
 CREATE TABLE user_stats (
-    user_id   uuid   NOT NULL,
-    plays     bigint NOT NULL,
-    completed bigint NOT NULL,
-    seconds   bigint NOT NULL,
-    tracks    bigint NOT NULL,
+    user_id         uuid        NOT NULL,
+    plays           bigint      NOT NULL,
+    completed       bigint      NOT NULL,
+    seconds         bigint      NOT NULL,
+    tracks          bigint      NOT NULL,
+    first_played_at timestamptz NOT NULL,
+    last_played_at  timestamptz NOT NULL,
     CONSTRAINT user_stats_pkey PRIMARY KEY (user_id)
 );
 
@@ -119,16 +121,19 @@ BEGIN
     new_tracks AS (
         SELECT user_id, count(*) FILTER (WHERE created) AS tracks FROM upserted GROUP BY user_id
     )
-    INSERT INTO user_stats AS u (user_id, plays, completed, seconds, tracks)
-    SELECT i.user_id, i.plays, i.completed, i.seconds, COALESCE(n.tracks, 0)
+    INSERT INTO user_stats AS u
+        (user_id, plays, completed, seconds, tracks, first_played_at, last_played_at)
+    SELECT i.user_id, i.plays, i.completed, i.seconds, COALESCE(n.tracks, 0), i.first, i.last
     FROM (SELECT user_id, count(*) AS plays, count(*) FILTER (WHERE completed) AS completed,
-                 sum(played_for_seconds) AS seconds
+                 sum(played_for_seconds) AS seconds, min(played_at) AS first, max(played_at) AS last
           FROM inserted_plays GROUP BY user_id) i
     LEFT JOIN new_tracks n USING (user_id)
     ORDER BY i.user_id
     ON CONFLICT (user_id) DO UPDATE
         SET plays = u.plays + EXCLUDED.plays, completed = u.completed + EXCLUDED.completed,
-            seconds = u.seconds + EXCLUDED.seconds, tracks = u.tracks + EXCLUDED.tracks;
+            seconds = u.seconds + EXCLUDED.seconds, tracks = u.tracks + EXCLUDED.tracks,
+            first_played_at = LEAST(u.first_played_at, EXCLUDED.first_played_at),
+            last_played_at = GREATEST(u.last_played_at, EXCLUDED.last_played_at);
 
     INSERT INTO user_source_stats AS s (user_id, source, plays, completed, seconds)
     SELECT user_id, source, count(*), count(*) FILTER (WHERE completed), sum(played_for_seconds)
@@ -170,6 +175,15 @@ BEGIN
     WHERE u.user_id = d.user_id;
     DELETE FROM user_stats u USING (SELECT DISTINCT user_id FROM deleted_plays) d
     WHERE u.user_id = d.user_id AND u.plays = 0;
+    -- The first or last play went: find the new ends (index probes, only for those listeners).
+    UPDATE user_stats u
+    SET first_played_at = (SELECT played_at FROM plays p WHERE p.user_id = u.user_id
+                           ORDER BY played_at ASC LIMIT 1),
+        last_played_at = (SELECT played_at FROM plays p WHERE p.user_id = u.user_id
+                          ORDER BY played_at DESC LIMIT 1)
+    FROM (SELECT user_id, min(played_at) AS lo, max(played_at) AS hi
+          FROM deleted_plays GROUP BY user_id) d
+    WHERE u.user_id = d.user_id AND (d.lo <= u.first_played_at OR d.hi >= u.last_played_at);
 
     UPDATE user_source_stats s
     SET plays = s.plays - d.plays, completed = s.completed - d.completed, seconds = s.seconds - d.seconds
@@ -201,7 +215,7 @@ CREATE TRIGGER plays_count_deleted AFTER DELETE ON plays
 -- 3. Aggregates for the plays already stored.
 INSERT INTO user_stats
 SELECT user_id, count(*), count(*) FILTER (WHERE completed), sum(played_for_seconds),
-       count(DISTINCT track_id)
+       count(DISTINCT track_id), min(played_at), max(played_at)
 FROM plays GROUP BY 1;
 INSERT INTO user_track_stats
 SELECT user_id, track_id, count(*), sum(played_for_seconds) FROM plays GROUP BY 1, 2;
@@ -258,6 +272,16 @@ BEGIN
     EXECUTE format($sql$
         DELETE FROM user_stats u USING (SELECT DISTINCT user_id FROM %s) d
         WHERE u.user_id = d.user_id AND u.plays = 0$sql$, part);
+    EXECUTE format($sql$
+        UPDATE user_stats u
+        SET first_played_at = (SELECT played_at FROM plays p
+                               WHERE p.user_id = u.user_id AND p.tableoid <> %1$L::regclass
+                               ORDER BY played_at ASC LIMIT 1),
+            last_played_at = (SELECT played_at FROM plays p
+                              WHERE p.user_id = u.user_id AND p.tableoid <> %1$L::regclass
+                              ORDER BY played_at DESC LIMIT 1)
+        FROM (SELECT DISTINCT user_id FROM %1$s) d
+        WHERE u.user_id = d.user_id$sql$, part);
     EXECUTE format('DROP TABLE %s', part);
     RETURN dropped;
 END

@@ -28,7 +28,7 @@ pub struct Args {
     /// `aud` claim to put in tokens, when the server requires one.
     #[arg(long, env = "LIBRARY_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
-    /// The server's process id, to sample its RSS during `stream`.
+    /// The server's process id, to sample its RSS during `stream` and `ratelimit`.
     #[arg(long)]
     pub server_pid: Option<u32>,
     /// Scenarios to run, in this order.
@@ -92,6 +92,15 @@ pub struct Args {
     /// Track ids per CheckLikedTracks call, half of them liked.
     #[arg(long, default_value_t = 100)]
     pub check_ids: usize,
+    /// `ratelimit`: the server's read quota per caller per minute (its default is 600).
+    #[arg(long, default_value_t = 600)]
+    pub rate_quota_per_minute: u32,
+    /// `ratelimit`: callers, each calling at four times the quota.
+    #[arg(long, default_value_t = 50)]
+    pub rate_callers: usize,
+    /// `ratelimit`: how long the load runs, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub rate_seconds: u64,
     /// Longest any one timed phase may run; a phase stops early (and says so) when it is reached.
     #[arg(long, default_value_t = 600)]
     pub phase_budget_seconds: u64,
@@ -104,6 +113,7 @@ pub enum Scenario {
     Stream,
     Stats,
     CheckLiked,
+    Ratelimit,
 }
 
 impl Args {

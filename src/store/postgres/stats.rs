@@ -42,9 +42,9 @@ impl PgStore {
         buckets: TimeRange,
     ) -> StoreResult<PlayStats> {
         // One snapshot for every figure, so they agree with each other under concurrent writes.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await?;
         let mut raw = if range == TimeRange::default() {
             all_time(&mut tx, user, top_tracks).await?
@@ -64,13 +64,10 @@ impl PgStore {
 }
 
 async fn all_time(conn: &mut PgConnection, user: UserId, top_tracks: u32) -> StoreResult<RawStats> {
-    // The totals row, and the first and last plays as the ends of the (user_id, played_at) key:
-    // one index probe each (per partition at most), however long the history.
+    // The totals row: one probe, not a walk over every monthly partition of the history.
     let (plays, completed, seconds, tracks, first, last): Totals6 = sqlx::query_as(
         "SELECT COALESCE(s.plays, 0), COALESCE(s.completed, 0), COALESCE(s.seconds, 0),
-                COALESCE(s.tracks, 0),
-                (SELECT played_at FROM plays WHERE user_id = $1 ORDER BY played_at ASC LIMIT 1),
-                (SELECT played_at FROM plays WHERE user_id = $1 ORDER BY played_at DESC LIMIT 1)
+                COALESCE(s.tracks, 0), s.first_played_at, s.last_played_at
          FROM (SELECT 1) AS one LEFT JOIN user_stats s ON s.user_id = $1",
     )
     .bind(user.as_uuid())
