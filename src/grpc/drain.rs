@@ -47,26 +47,33 @@ pub fn shutting_down() -> Status {
 
 type Ended = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// A server stream fed by a producer task through a bounded channel, which ends with
-/// UNAVAILABLE as soon as the drain fires, even when the client has stopped reading.
+/// A server stream fed by a producer task through a bounded channel of pages (one send per page,
+/// not per entry), which ends with UNAVAILABLE as soon as the drain fires, even when the client
+/// has stopped reading.
 pub struct DrainingStream<T> {
-    rx: mpsc::Receiver<Result<T, Status>>,
+    rx: mpsc::Receiver<Result<Vec<T>, Status>>,
+    page: std::vec::IntoIter<T>,
     ended: Option<Ended>,
     /// The caller's open-stream slot, held until the client has read (or dropped) the stream.
     _slot: StreamGuard,
 }
 
 impl<T> DrainingStream<T> {
-    pub fn new(rx: mpsc::Receiver<Result<T, Status>>, drain: Drain, slot: StreamGuard) -> Self {
+    pub fn new(
+        rx: mpsc::Receiver<Result<Vec<T>, Status>>,
+        drain: Drain,
+        slot: StreamGuard,
+    ) -> Self {
         Self {
             rx,
+            page: Vec::new().into_iter(),
             ended: Some(Box::pin(drain.ended())),
             _slot: slot,
         }
     }
 }
 
-impl<T> Stream for DrainingStream<T> {
+impl<T: Unpin> Stream for DrainingStream<T> {
     type Item = Result<T, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -79,6 +86,16 @@ impl<T> Stream for DrainingStream<T> {
         } else {
             return Poll::Ready(None);
         }
-        self.rx.poll_recv(cx)
+        loop {
+            if let Some(entry) = self.page.next() {
+                return Poll::Ready(Some(Ok(entry)));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(page))) => self.page = page.into_iter(),
+                Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(Err(status))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }

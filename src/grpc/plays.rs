@@ -25,10 +25,10 @@ use crate::{
 pub const MAX_BATCH: usize = 1000;
 /// Plays fetched per keyset page while streaming: large enough to amortise the round trip, small
 /// enough that a page is never a memory concern.
-const STREAM_PAGE: u32 = 500;
-/// Entries buffered between the database reader and a slow client; when full, the reader waits,
-/// holding no connection.
-const STREAM_BUFFER: usize = 256;
+const STREAM_PAGE: u32 = 2000;
+/// Pages buffered between the database reader and a slow client; when full, the reader waits,
+/// holding no connection. At most this many pages, plus the one being sent, are in memory.
+const STREAM_BUFFER: usize = 2;
 
 fn recorded_to_proto(r: Recorded) -> pb::RecordPlayResponse {
     pb::RecordPlayResponse {
@@ -210,15 +210,15 @@ impl<S: Store> LibraryApi<S> {
                 };
                 let fetched = page.len();
                 after = page.last().map(|p| p.position());
-                for play in page {
-                    let cursor = HistoryCursor::encode(user, order, play.position());
-                    let entry = pb::HistoryEntry {
+                let entries = page
+                    .into_iter()
+                    .map(|play| pb::HistoryEntry {
+                        cursor: HistoryCursor::encode(user, order, play.position()),
                         play: Some(play_to_proto(play)),
-                        cursor,
-                    };
-                    if tx.send(Ok(entry)).await.is_err() {
-                        return; // the client went away
-                    }
+                    })
+                    .collect();
+                if tx.send(Ok(entries)).await.is_err() {
+                    return; // the client went away
                 }
                 remaining -= fetched as u64;
                 if fetched < page_limit as usize {
