@@ -4,7 +4,10 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{auth::AuthConfig, grpc::LimitSettings};
+use crate::{
+    auth::AuthConfig,
+    grpc::{LimitSettings, limits},
+};
 
 #[derive(Parser)]
 #[command(
@@ -128,56 +131,58 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
 }
 
+const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Protection against overload and abuse.
 #[derive(Args, Clone, Debug, PartialEq, Eq)]
 pub struct LimitArgs {
     /// Reads (likes, stats, checks) per minute per caller.
-    #[arg(long, env = "LIBRARY_RATE_READS_PER_MINUTE", default_value_t = 600,
+    #[arg(long, env = "LIBRARY_RATE_READS_PER_MINUTE", default_value_t = limits::DEFAULT_READS_PER_MINUTE,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_reads_per_minute: u32,
     /// Writes (plays, deletes, likes) per minute per caller.
-    #[arg(long, env = "LIBRARY_RATE_WRITES_PER_MINUTE", default_value_t = 600,
+    #[arg(long, env = "LIBRARY_RATE_WRITES_PER_MINUTE", default_value_t = limits::DEFAULT_WRITES_PER_MINUTE,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_writes_per_minute: u32,
     /// Streams (ListHistory, ImportHistory) started per minute per caller.
-    #[arg(long, env = "LIBRARY_RATE_STREAMS_PER_MINUTE", default_value_t = 60,
+    #[arg(long, env = "LIBRARY_RATE_STREAMS_PER_MINUTE", default_value_t = limits::DEFAULT_STREAMS_PER_MINUTE,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_streams_per_minute: u32,
     /// Admin calls per minute per caller.
-    #[arg(long, env = "LIBRARY_RATE_ADMIN_PER_MINUTE", default_value_t = 60,
+    #[arg(long, env = "LIBRARY_RATE_ADMIN_PER_MINUTE", default_value_t = limits::DEFAULT_ADMIN_PER_MINUTE,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_admin_per_minute: u32,
     /// Service callers (scope library:any_user) get this many times each quota.
-    #[arg(long, env = "LIBRARY_RATE_SERVICE_MULTIPLIER", default_value_t = 20,
+    #[arg(long, env = "LIBRARY_RATE_SERVICE_MULTIPLIER", default_value_t = limits::DEFAULT_SERVICE_MULTIPLIER,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_service_multiplier: u32,
     /// Streams one caller may have open at once.
-    #[arg(long, env = "LIBRARY_MAX_STREAMS_PER_CALLER", default_value_t = 4)]
+    #[arg(long, env = "LIBRARY_MAX_STREAMS_PER_CALLER", default_value_t = limits::DEFAULT_MAX_STREAMS_PER_CALLER)]
     pub max_streams_per_caller: usize,
     /// Streams open at once on this server.
-    #[arg(long, env = "LIBRARY_MAX_STREAMS", default_value_t = 256)]
+    #[arg(long, env = "LIBRARY_MAX_STREAMS", default_value_t = limits::DEFAULT_MAX_STREAMS)]
     pub max_streams: usize,
     /// Calls in flight at once before new ones are refused with UNAVAILABLE.
-    #[arg(long, env = "LIBRARY_MAX_IN_FLIGHT", default_value_t = 512)]
+    #[arg(long, env = "LIBRARY_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
     /// Largest request message accepted, in bytes.
-    #[arg(long, env = "LIBRARY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, env = "LIBRARY_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
 }
 
 impl Default for LimitArgs {
     fn default() -> Self {
-        let d = LimitSettings::default();
         Self {
-            rate_reads_per_minute: d.reads_per_minute,
-            rate_writes_per_minute: d.writes_per_minute,
-            rate_streams_per_minute: d.streams_per_minute,
-            rate_admin_per_minute: d.admin_per_minute,
-            rate_service_multiplier: d.service_multiplier,
-            max_streams_per_caller: d.max_streams_per_caller,
-            max_streams: d.max_streams,
-            max_in_flight: 512,
-            max_message_bytes: 4 * 1024 * 1024,
+            rate_reads_per_minute: limits::DEFAULT_READS_PER_MINUTE,
+            rate_writes_per_minute: limits::DEFAULT_WRITES_PER_MINUTE,
+            rate_streams_per_minute: limits::DEFAULT_STREAMS_PER_MINUTE,
+            rate_admin_per_minute: limits::DEFAULT_ADMIN_PER_MINUTE,
+            rate_service_multiplier: limits::DEFAULT_SERVICE_MULTIPLIER,
+            max_streams_per_caller: limits::DEFAULT_MAX_STREAMS_PER_CALLER,
+            max_streams: limits::DEFAULT_MAX_STREAMS,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }

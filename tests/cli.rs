@@ -3,29 +3,12 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::{
-    net::TcpListener,
-    process::{Command, Output, Stdio},
-    time::Duration,
-};
-
 use library_service::pb::{self, library_service_client::LibraryServiceClient};
-use support::{app::with_token, db};
-use tonic::transport::Channel;
-
-fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_library-service"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("binary runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use support::{
+    app::with_token,
+    db,
+    process::{Served, binary, run},
+};
 
 /// User tables in the database, by name: sqlx's own bookkeeping table and PostgreSQL's monthly
 /// partitions of `plays` (which depend on today's date) left out.
@@ -112,51 +95,15 @@ async fn migrations_apply_and_roll_back_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_starts_on_its_embedded_default_serves_a_minted_token_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let server = binary()
+    let mut server = binary();
+    server
         .current_dir(dir.path())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env_remove("DATABASE_URL")
-        .env_remove("LIBRARY_JWT_SECRET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("server starts");
-
+        .env_remove("LIBRARY_JWT_SECRET");
+    let (served, channel) = Served::start(server, &[]).await;
     let token = String::from_utf8(run(binary().current_dir(dir.path()).arg("token")).stdout)
         .expect("utf-8");
-    let mut server = server;
-    let mut client = None;
-    // Generous: CI builds and runs many test binaries on two shared cores.
-    for _ in 0..300 {
-        if let Ok(Some(status)) = server.try_wait() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = server.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-            }
-            panic!("the server exited early ({status}): {stderr}");
-        }
-        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .expect("uri")
-            .connect()
-            .await
-        {
-            client = Some(LibraryServiceClient::new(channel));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let Some(mut client) = client else {
-        let _ = server.kill();
-        let out = server.wait_with_output().expect("server exits");
-        panic!(
-            "the server accepted no connection within 30 s: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let mut client = LibraryServiceClient::new(channel);
     let request = pb::RecordPlayRequest {
         track_id: uuid::Uuid::new_v4().to_string(),
         played_for_seconds: 42,
@@ -171,16 +118,8 @@ async fn the_service_starts_on_its_embedded_default_serves_a_minted_token_and_st
         "the embedded database lives in ./data"
     );
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let out = server.wait_with_output().expect("server exits");
-    assert!(
-        out.status.success(),
-        "exit 0 after SIGTERM: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("DEVELOPMENT MODE"));
+    served.sigterm();
+    let (status, logs) = served.wait();
+    assert!(status.success(), "exit 0 after SIGTERM: {logs}");
+    assert!(logs.contains("DEVELOPMENT MODE"));
 }

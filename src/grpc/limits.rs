@@ -65,17 +65,25 @@ pub struct LimitSettings {
     pub max_streams: usize,
 }
 
+pub const DEFAULT_READS_PER_MINUTE: u32 = 600;
+pub const DEFAULT_WRITES_PER_MINUTE: u32 = 600;
+/// The old service's guide: 60 history listings per minute.
+pub const DEFAULT_STREAMS_PER_MINUTE: u32 = 60;
+pub const DEFAULT_ADMIN_PER_MINUTE: u32 = 60;
+pub const DEFAULT_SERVICE_MULTIPLIER: u32 = 20;
+pub const DEFAULT_MAX_STREAMS_PER_CALLER: usize = 4;
+pub const DEFAULT_MAX_STREAMS: usize = 256;
+
 impl Default for LimitSettings {
     fn default() -> Self {
         Self {
-            reads_per_minute: 600,
-            writes_per_minute: 600,
-            // The old service's guide: 60 history listings per minute.
-            streams_per_minute: 60,
-            admin_per_minute: 60,
-            service_multiplier: 20,
-            max_streams_per_caller: 4,
-            max_streams: 256,
+            reads_per_minute: DEFAULT_READS_PER_MINUTE,
+            writes_per_minute: DEFAULT_WRITES_PER_MINUTE,
+            streams_per_minute: DEFAULT_STREAMS_PER_MINUTE,
+            admin_per_minute: DEFAULT_ADMIN_PER_MINUTE,
+            service_multiplier: DEFAULT_SERVICE_MULTIPLIER,
+            max_streams_per_caller: DEFAULT_MAX_STREAMS_PER_CALLER,
+            max_streams: DEFAULT_MAX_STREAMS,
         }
     }
 }

@@ -9,7 +9,7 @@ mod import;
 mod interceptor;
 mod library;
 mod likes;
-mod limits;
+pub mod limits;
 mod plays;
 mod stats;
 

@@ -128,15 +128,16 @@ async fn serve<S: Store>(
     let services = tasks::Services::new(health);
     services.set_serving(true).await;
     let gate = DatabaseGate::default();
-    let background = tasks::spawn_all(store.clone(), serve, services.clone(), gate.clone());
 
     let (drain_trigger, drain) = Drain::new();
     let limits = Limits::new(serve.limits.settings());
-    let background = {
-        let mut tasks = background;
-        tasks.push(tokio::spawn(tasks::forget_idle_callers(limits.clone())));
-        tasks
-    };
+    let background = tasks::spawn_all(
+        store.clone(),
+        serve,
+        services.clone(),
+        gate.clone(),
+        limits.clone(),
+    );
     let interceptor = AuthInterceptor::new(settings.auth.clone(), limits.clone(), gate);
     let max_message = serve.limits.max_message_bytes;
     let admin = InterceptedService::new(

@@ -59,6 +59,7 @@ pub(super) fn spawn_all<S: Store>(
     settings: &ServeArgs,
     services: Services,
     gate: DatabaseGate,
+    limits: Arc<Limits>,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
         tokio::spawn(housekeeping(store.clone(), settings.history_retention_days)),
@@ -69,6 +70,7 @@ pub(super) fn spawn_all<S: Store>(
             Duration::from_secs(settings.health_probe_seconds),
         )),
         tokio::spawn(gauges(store.clone())),
+        tokio::spawn(forget_idle_callers(limits)),
     ];
     if let Some(days) = settings.history_retention_days {
         tasks.push(tokio::spawn(retention(
@@ -175,7 +177,7 @@ async fn gauges<S: Store>(store: S) {
 
 /// The rate limiter keeps a state per caller; idle callers are forgotten so that its memory
 /// follows the active callers.
-pub(super) async fn forget_idle_callers(limits: Arc<Limits>) {
+async fn forget_idle_callers(limits: Arc<Limits>) {
     let mut ticks = tokio::time::interval(Duration::from_secs(60));
     loop {
         ticks.tick().await;

@@ -305,3 +305,32 @@ impl PgStore {
         Ok(done.rows_affected())
     }
 }
+
+/// Idempotency records deleted per statement: each batch is a short transaction.
+const KEY_BATCH: i64 = 10_000;
+
+impl PgStore {
+    pub(super) async fn forget_keys(
+        &self,
+        played_before: Timestamp,
+        used_before: Timestamp,
+    ) -> StoreResult<u64> {
+        let mut forgotten = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM play_requests WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM play_requests
+                     WHERE played_at < $1 AND created_at < $2 LIMIT $3))",
+            )
+            .bind(to_pg(played_before))
+            .bind(to_pg(used_before))
+            .bind(KEY_BATCH)
+            .execute(&self.pool)
+            .await?;
+            forgotten += done.rows_affected();
+            if done.rows_affected() < KEY_BATCH as u64 {
+                return Ok(forgotten);
+            }
+        }
+    }
+}
