@@ -127,6 +127,11 @@ pub struct ServeArgs {
     /// Unary calls in flight always finish.
     #[arg(long, env = "LIBRARY_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// A folder of static files (the built web page, `web/dist`) served to browsers on the same
+    /// port for GET requests, so the page and its gRPC-web calls share one origin.
+    /// Default: none.
+    #[arg(long, env = "LIBRARY_WEB_ROOT")]
+    pub web_root: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -212,6 +217,7 @@ impl Default for ServeArgs {
             retention_interval_seconds: 3600,
             health_probe_seconds: 5,
             shutdown_grace: 10,
+            web_root: None,
             limits: LimitArgs::default(),
         }
     }

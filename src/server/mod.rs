@@ -10,10 +10,12 @@ use tonic::{
 use tonic_web::GrpcWebLayer;
 
 mod observe;
+mod site;
 mod tasks;
 mod web;
 
 use observe::ObserveLayer;
+use site::SiteLayer;
 use web::{cors, reflection};
 
 use crate::{
@@ -120,6 +122,7 @@ async fn serve<S: Store>(
     shutdown: BoxFuture<()>,
 ) -> anyhow::Result<()> {
     let serve = &settings.serve;
+    let site = SiteLayer::new(serve.web_root.as_deref())?;
     if let Some(addr) = serve.metrics_listen {
         crate::telemetry::install_metrics(addr)?;
     }
@@ -179,6 +182,7 @@ async fn serve<S: Store>(
     tracing::info!(addr = %listener.local_addr()?, "serving gRPC and gRPC-web");
     let served = Server::builder()
         .accept_http1(true)
+        .layer(site)
         .layer(cors(&serve.cors_allow_origins)?)
         .layer(GrpcWebLayer::new())
         .layer(ObserveLayer::new(serve.limits.max_in_flight))

@@ -1,0 +1,92 @@
+// The "My library" page: sign in with a pasted token, then stats, liked tracks and history.
+import "./style.css";
+
+import { createLibraryClient } from "./client.ts";
+import { byId, show } from "./dom.ts";
+import { describeError } from "./errors.ts";
+import { clearNotice, notice } from "./notice.ts";
+import { Session } from "./session.ts";
+import { readToken } from "./token.ts";
+import { HistoryView } from "./views/history.ts";
+import { LikesView } from "./views/likes.ts";
+import { loadStats } from "./views/stats.ts";
+
+// Same origin when the service serves the page (`--web-root`) or Vite proxies to it.
+const SERVICE_URL: string = import.meta.env.VITE_LIBRARY_URL || window.location.origin;
+// Kept for the tab only, so a reload does not ask again; closing the tab forgets it.
+const TOKEN_KEY = "audiohm.library.token";
+
+let history: HistoryView | undefined;
+let likes: LikesView | undefined;
+
+function signOut(message?: string) {
+  history?.stop();
+  history = likes = undefined;
+  sessionStorage.removeItem(TOKEN_KEY);
+  show(byId("library"), false);
+  show(byId("account"), false);
+  byId("account").classList.remove("flex");
+  show(byId("sign-in"), true);
+  if (message) notice("error", message);
+  else clearNotice();
+}
+
+function report(error: unknown) {
+  const problem = describeError(error);
+  if (problem.signOut) signOut(problem.message);
+  else notice("error", problem.message);
+}
+
+async function signIn(token: string): Promise<boolean> {
+  const claims = readToken(token);
+  if (typeof claims === "string") {
+    notice("error", claims);
+    return false;
+  }
+  clearNotice();
+  const current = new Session(createLibraryClient(SERVICE_URL, token.trim()), report);
+  // The first call tells whether the service takes the token.
+  if (!(await loadStats(current))) return false;
+  sessionStorage.setItem(TOKEN_KEY, token.trim());
+  byId("account-sub").textContent = claims.subject;
+  const account = byId("account");
+  show(account, true);
+  account.classList.add("flex");
+  show(byId("sign-in"), false);
+  show(byId("library"), true);
+  likes = new LikesView(current);
+  history = new HistoryView(current);
+  // Liking from the history changes the liked count in the stats.
+  current.onLikeChange(() => void loadStats(current));
+  await Promise.all([likes.reload(), history.reload()]);
+  return true;
+}
+
+byId<HTMLFormElement>("sign-in-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const button = (event.currentTarget as HTMLFormElement).querySelector("button");
+  if (button) button.disabled = true;
+  await signIn(byId<HTMLTextAreaElement>("token").value);
+  if (button) button.disabled = false;
+});
+
+byId("sign-out").addEventListener("click", () => signOut());
+byId("history-more").addEventListener("click", () => void history?.loadMore());
+byId("history-reload").addEventListener("click", () => void history?.reload());
+byId("likes-more").addEventListener("click", () => void likes?.loadMore());
+
+byId<HTMLFormElement>("like-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const track = byId<HTMLInputElement>("like-track");
+  const notes = byId<HTMLInputElement>("like-notes");
+  if (likes && (await likes.like(track.value.trim(), notes.value))) {
+    track.value = "";
+    notes.value = "";
+  }
+});
+
+const saved = sessionStorage.getItem(TOKEN_KEY);
+if (saved) {
+  byId<HTMLTextAreaElement>("token").value = saved;
+  void signIn(saved);
+}

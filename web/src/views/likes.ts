@@ -1,0 +1,146 @@
+// "Liked tracks": like a track by ID, edit notes, unlike, page through with the page token.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+
+import type { LikedTrack } from "../gen/audiohm/library/v1/library_pb.ts";
+import { byId, el, show } from "../dom.ts";
+import { count } from "../format.ts";
+import { notice } from "../notice.ts";
+import type { Session } from "../session.ts";
+
+const PAGE_SIZE = 20;
+
+export class LikesView {
+  private nextPageToken = "";
+  private total = 0n;
+  private readonly list = byId<HTMLUListElement>("likes");
+  private readonly more = byId<HTMLButtonElement>("likes-more");
+
+  constructor(private readonly session: Session) {
+    session.onLikeChange((trackId, liked) => {
+      // A like from elsewhere on the page lands on the first page (newest first).
+      if (liked) void this.reload();
+      else this.removeRow(trackId);
+    });
+  }
+
+  async reload() {
+    this.nextPageToken = "";
+    this.list.replaceChildren();
+    await this.loadPage();
+  }
+
+  async loadMore() {
+    await this.loadPage();
+  }
+
+  private async loadPage() {
+    this.more.disabled = true;
+    try {
+      const page = await this.session.client.listLikedTracks({
+        pageSize: PAGE_SIZE,
+        pageToken: this.nextPageToken,
+      });
+      this.total = page.totalSize;
+      this.nextPageToken = page.nextPageToken;
+      for (const like of page.likedTracks) this.session.liked.set(like.trackId, true);
+      this.list.append(...page.likedTracks.map((like) => this.row(like)));
+      this.renderFooter();
+    } catch (error) {
+      this.session.report(error);
+    } finally {
+      this.more.disabled = false;
+    }
+  }
+
+  /** The like form: the service validates the ID and the notes. */
+  async like(trackId: string, notes: string): Promise<boolean> {
+    try {
+      const { likedTrack, alreadyLiked } = await this.session.client.likeTrack({
+        trackId,
+        // Empty notes on an existing like keep its notes.
+        notes: notes === "" ? undefined : notes,
+      });
+      notice("info", alreadyLiked ? "You already like that track." : "Track liked.");
+      if (likedTrack) this.session.announce(likedTrack.trackId, true);
+      return true;
+    } catch (error) {
+      this.session.report(error);
+      return false;
+    }
+  }
+
+  private renderFooter() {
+    byId("likes-total").textContent = `${count(this.total)} liked`;
+    if (this.list.childElementCount === 0) {
+      this.list.append(
+        el("li", { class: "px-4 py-6 text-center text-sm text-slate-500", "data-empty": "", text: "No liked tracks yet." }),
+      );
+    }
+    show(this.more, this.nextPageToken !== "");
+  }
+
+  private removeRow(trackId: string) {
+    const row = this.list.querySelector(`li[data-track="${CSS.escape(trackId)}"]`);
+    if (!row) return;
+    row.remove();
+    this.total = this.total > 0n ? this.total - 1n : 0n;
+    this.renderFooter();
+  }
+
+  private row(like: LikedTrack): HTMLLIElement {
+    this.list.querySelector("li[data-empty]")?.remove();
+    const notes = el("input", {
+      class:
+        "w-full rounded-lg border border-slate-700 bg-slate-950 px-3 py-1.5 text-sm focus:border-violet-500 focus:outline-none",
+      "aria-label": `Notes for ${like.trackId}`,
+      maxlength: "1000",
+      placeholder: "Add a note",
+    });
+    notes.value = like.notes;
+    const save = el("button", {
+      type: "submit",
+      class: "rounded-lg border border-slate-700 px-3 py-1.5 text-sm hover:bg-slate-800 disabled:opacity-40",
+      text: "Save notes",
+    });
+    save.disabled = true;
+    notes.addEventListener("input", () => {
+      save.disabled = notes.value === like.notes;
+    });
+    const form = el("form", { class: "flex min-w-64 flex-1 gap-2" }, notes, save);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      save.disabled = true;
+      try {
+        const updated = await this.session.client.updateLikedTrack({ trackId: like.trackId, notes: notes.value });
+        like.notes = updated.notes;
+        notice("info", "Notes saved.");
+      } catch (error) {
+        this.session.report(error);
+        save.disabled = false;
+      }
+    });
+    const unlike = el("button", {
+      type: "button",
+      class: "rounded-lg border border-rose-800 px-3 py-1.5 text-sm text-rose-200 hover:bg-rose-950",
+      "aria-label": `Unlike ${like.trackId}`,
+      text: "Unlike",
+    });
+    unlike.addEventListener("click", async () => {
+      unlike.disabled = true;
+      if (!(await this.session.setLiked(like.trackId, false))) unlike.disabled = false;
+    });
+    const likedOn = like.likedAt ? timestampDate(like.likedAt).toLocaleDateString("en-GB", { dateStyle: "medium" }) : "";
+    return el(
+      "li",
+      { class: "flex flex-wrap items-center gap-3 px-4 py-3", "data-track": like.trackId },
+      el(
+        "div",
+        { class: "min-w-72" },
+        el("div", { class: "font-mono text-sm text-slate-200", text: like.trackId }),
+        el("div", { class: "text-xs text-slate-500", text: likedOn ? `Liked ${likedOn}` : "" }),
+      ),
+      form,
+      unlike,
+    );
+  }
+}
