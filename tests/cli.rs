@@ -123,3 +123,32 @@ async fn the_service_starts_on_its_embedded_default_serves_a_minted_token_and_st
     assert!(status.success(), "exit 0 after SIGTERM: {logs}");
     assert!(logs.contains("DEVELOPMENT MODE"));
 }
+
+#[test]
+fn serve_refuses_a_web_root_without_a_built_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .arg("--web-root")
+        .arg(dir.path().join("dist"))
+        .env_remove("DATABASE_URL")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().expect("waits").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started without a page to serve");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("exits");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no index.html there") && stderr.contains("npm --prefix web run build"),
+        "{stderr}"
+    );
+}

@@ -50,6 +50,7 @@ impl Application {
     /// applies pending migrations and prepares the services.
     pub async fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let addr = listener.local_addr().context("reading the bound address")?;
+        let site = SiteLayer::new(settings.serve.web_root.as_deref())?;
         let url = settings.database_url.clone();
         let pool = settings.db_max_connections;
         let runner = match DatabaseKind::of_url(&url) {
@@ -59,7 +60,7 @@ impl Application {
                     .migrate()
                     .await
                     .context("migrating the PostgreSQL database")?;
-                runner(store, settings, listener)
+                runner(store, settings, site, listener)
             }
             Some(DatabaseKind::Sqlite) => {
                 let store = SqliteStore::connect(&url, pool)
@@ -69,7 +70,7 @@ impl Application {
                     .migrate()
                     .await
                     .context("migrating the SQLite database")?;
-                runner(store, settings, listener)
+                runner(store, settings, site, listener)
             }
             None => bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:"),
         };
@@ -111,18 +112,23 @@ where
     }
 }
 
-fn runner<S: Store>(store: S, settings: Settings, listener: TcpListener) -> Runner {
-    Box::new(move |shutdown| Box::pin(serve(store, settings, listener, shutdown)))
+fn runner<S: Store>(
+    store: S,
+    settings: Settings,
+    site: SiteLayer,
+    listener: TcpListener,
+) -> Runner {
+    Box::new(move |shutdown| Box::pin(serve(store, settings, site, listener, shutdown)))
 }
 
 async fn serve<S: Store>(
     store: S,
     settings: Settings,
+    site: SiteLayer,
     listener: TcpListener,
     shutdown: BoxFuture<()>,
 ) -> anyhow::Result<()> {
     let serve = &settings.serve;
-    let site = SiteLayer::new(serve.web_root.as_deref())?;
     if let Some(addr) = serve.metrics_listen {
         crate::telemetry::install_metrics(addr)?;
     }

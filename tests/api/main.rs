@@ -37,5 +37,6 @@ mod import;
 mod likes;
 mod plays;
 mod server;
+mod site;
 mod stats;
 mod validation;

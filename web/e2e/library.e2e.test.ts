@@ -46,6 +46,8 @@ describe.each(backends())("My library page on $name", (backend) => {
   const listener = randomUUID();
   const dialogs: string[] = [];
   const pageErrors: string[] = [];
+  // Includes anything the service's Content-Security-Policy blocks.
+  const consoleErrors: string[] = [];
 
   beforeAll(async () => {
     service = await RunningService.start(binary, backend, [
@@ -78,6 +80,9 @@ describe.each(backends())("My library page on $name", (backend) => {
       void dialog.dismiss();
     });
     page.on("pageerror", (error) => pageErrors.push(error.message));
+    page.on("console", (message) => {
+      if (message.type() === "error") consoleErrors.push(message.text());
+    });
   });
 
   afterAll(async () => {
@@ -215,6 +220,7 @@ describe.each(backends())("My library page on $name", (backend) => {
     await page.screenshot({ path: join(ARTIFACTS, `library-${backend.name}-full.png`), fullPage: true });
     expect(dialogs).toEqual([]);
     expect(pageErrors).toEqual([]);
+    expect(consoleErrors).toEqual([]);
   });
 
   test("a listener over the stream quota is told when to try again", async () => {
