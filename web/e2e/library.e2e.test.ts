@@ -223,6 +223,24 @@ describe.each(backends())("My library page on $name", (backend) => {
     expect(consoleErrors).toEqual([]);
   });
 
+  test("a reload keeps the listener signed in; signing out forgets the library", async () => {
+    screenshotOnFailure("sign-out");
+    await page.reload();
+    await expect.poll(() => page.locator("#history-status").innerText()).toBe("50 plays shown");
+    expect(await page.locator("#account").innerText()).toMatch(/until \d\d:\d\d/);
+
+    await page.getByRole("button", { name: "Sign out" }).click();
+    expect(await page.locator("#sign-in").isVisible()).toBe(true);
+    expect(await page.locator("#library").isVisible()).toBe(false);
+    expect(await page.getByLabel("Token").inputValue()).toBe("");
+    expect(await historyRows().count()).toBe(0);
+    expect(await likedRows().count()).toBe(0);
+    expect(await page.locator("#stats-cards").innerText()).toBe("");
+    await page.reload();
+    expect(await page.locator("#sign-in").isVisible()).toBe(true);
+    expect(await page.locator("#library").isVisible()).toBe(false);
+  });
+
   test("a listener over the stream quota is told when to try again", async () => {
     screenshotOnFailure("rate-limit");
     const other = await context.newPage();

@@ -23,6 +23,12 @@ function signOut(message?: string) {
   history?.stop();
   history = likes = undefined;
   sessionStorage.removeItem(TOKEN_KEY);
+  // The next person at this browser must not find the last listener's library in the page.
+  for (const id of ["stats-cards", "activity-chart", "top-tracks", "sources", "likes", "history"]) {
+    byId(id).replaceChildren();
+  }
+  for (const id of ["account-sub", "account-until", "likes-total", "history-status"]) byId(id).textContent = "";
+  byId<HTMLTextAreaElement>("token").value = "";
   show(byId("library"), false);
   show(byId("account"), false);
   byId("account").classList.remove("flex");
@@ -49,6 +55,9 @@ async function signIn(token: string): Promise<boolean> {
   if (!(await loadStats(current))) return false;
   sessionStorage.setItem(TOKEN_KEY, token.trim());
   byId("account-sub").textContent = claims.subject;
+  byId("account-until").textContent = claims.expiresAt
+    ? `until ${claims.expiresAt.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" })}`
+    : "";
   const account = byId("account");
   show(account, true);
   account.classList.add("flex");
