@@ -36,27 +36,29 @@ function render(stats: LibraryStats) {
     card("Last played", instant(stats.lastPlayedAt), "text-base"),
   );
   byId("activity-chart").replaceChildren(chart(stats.dailyActivity));
-  byId("top-tracks").replaceChildren(
-    ...(stats.topTracks.length === 0
-      ? [el("li", { class: "text-slate-500", text: "Nothing played yet." })]
-      : stats.topTracks.map((t) =>
-          el(
-            "li",
-            { class: "flex justify-between gap-3" },
-            el("span", { class: "truncate font-mono text-xs leading-5 text-slate-300", text: t.trackId }),
-            el("span", { class: "shrink-0 text-slate-400", text: `${count(t.plays)} plays` }),
-          ),
-        )),
+  ranked(
+    "top-tracks",
+    stats.topTracks.map((t) => ({ name: t.trackId, plays: t.plays })),
+    "truncate font-mono text-xs leading-5 text-slate-300",
   );
-  byId("sources").replaceChildren(
-    ...(stats.playsBySource.length === 0
+  ranked(
+    "sources",
+    stats.playsBySource.map((s) => ({ name: s.source || "unknown", plays: s.plays })),
+    "",
+  );
+}
+
+/** A "name … N plays" list, most played first as the service sends it. */
+function ranked(id: string, rows: { name: string; plays: bigint }[], nameClass: string) {
+  byId(id).replaceChildren(
+    ...(rows.length === 0
       ? [el("li", { class: "text-slate-500", text: "Nothing played yet." })]
-      : stats.playsBySource.map((s) =>
+      : rows.map(({ name, plays }) =>
           el(
             "li",
             { class: "flex justify-between gap-3" },
-            el("span", { text: s.source || "unknown" }),
-            el("span", { class: "text-slate-400", text: `${count(s.plays)} plays` }),
+            el("span", { class: nameClass, text: name }),
+            el("span", { class: "shrink-0 text-slate-400", text: `${count(plays)} plays` }),
           ),
         )),
   );
