@@ -1,7 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { describe, expect, test } from "vitest";
 
-import { activityBars, count, instant, listeningTime, shortDay } from "./format.ts";
+import { activityBars, count, instant, listeningTime, plays, shortDay } from "./format.ts";
 
 describe("listening time", () => {
   test.each([
@@ -16,8 +16,11 @@ describe("listening time", () => {
   });
 });
 
-test("counts are grouped by thousands", () => {
+test("counts are grouped by thousands, and one play is one play", () => {
   expect(count(1234567n)).toBe("1,234,567");
+  expect(plays(1n)).toBe("1 play");
+  expect(plays(0)).toBe("0 plays");
+  expect(plays(1234n)).toBe("1,234 plays");
 });
 
 test("days and instants read like dates, unset as a dash", () => {

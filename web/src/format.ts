@@ -5,6 +5,11 @@ export function count(n: bigint | number): string {
   return n.toLocaleString("en");
 }
 
+/** "1 play", "1,234 plays". */
+export function plays(n: bigint | number): string {
+  return `${count(n)} ${Number(n) === 1 ? "play" : "plays"}`;
+}
+
 /** "3 h 25 min", "4 min 10 s", "45 s". */
 export function listeningTime(totalSeconds: bigint | number): string {
   const s = Number(totalSeconds);

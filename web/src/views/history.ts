@@ -2,7 +2,7 @@
 // resumes after the last cursor received.
 import type { HistoryEntry } from "../gen/audiohm/library/v1/library_pb.ts";
 import { byId, el, show } from "../dom.ts";
-import { count, instant, listeningTime } from "../format.ts";
+import { instant, listeningTime, plays } from "../format.ts";
 import type { Session } from "../session.ts";
 
 const PAGE_SIZE = 50;
@@ -55,13 +55,13 @@ export class HistoryView {
         this.shown += 1;
         this.cursor = entry.cursor;
         if (entry.play) tracks.add(entry.play.trackId);
-        this.status.textContent = `Receiving… ${count(this.shown)} plays`;
+        this.status.textContent = `Receiving… ${plays(this.shown)}`;
       }
     } catch (error) {
       if (streaming.signal.aborted) return;
       this.session.report(error);
       // What arrived stays; "Load more" resumes after it.
-      this.status.textContent = `${count(this.shown)} plays shown`;
+      this.status.textContent = `${plays(this.shown)} shown`;
       show(this.more, true);
       this.more.disabled = false;
       return;
@@ -70,7 +70,7 @@ export class HistoryView {
     this.status.textContent =
       this.shown === 0
         ? "No plays yet."
-        : `${count(this.shown)} plays shown${complete ? " · that is all of your history" : ""}`;
+        : `${plays(this.shown)} shown${complete ? " · that is all of your history" : ""}`;
     show(this.more, !complete);
     this.more.disabled = false;
     await this.paintLikes([...tracks]);

@@ -1,7 +1,7 @@
 // "Your listening": totals, the daily-activity chart, top tracks and sources.
 import type { DailyActivity, LibraryStats } from "../gen/audiohm/library/v1/library_pb.ts";
 import { byId, el, svg } from "../dom.ts";
-import { activityBars, count, instant, listeningTime, shortDay } from "../format.ts";
+import { activityBars, count, instant, listeningTime, plays, shortDay } from "../format.ts";
 import type { Session } from "../session.ts";
 
 const CHART_WIDTH = 600;
@@ -53,12 +53,12 @@ function ranked(id: string, rows: { name: string; plays: bigint }[], nameClass: 
   byId(id).replaceChildren(
     ...(rows.length === 0
       ? [el("li", { class: "text-slate-500", text: "Nothing played yet." })]
-      : rows.map(({ name, plays }) =>
+      : rows.map((row) =>
           el(
             "li",
             { class: "flex justify-between gap-3" },
-            el("span", { class: nameClass, text: name }),
-            el("span", { class: "shrink-0 text-slate-400", text: `${count(plays)} plays` }),
+            el("span", { class: nameClass, text: row.name }),
+            el("span", { class: "shrink-0 text-slate-400", text: plays(row.plays) }),
           ),
         )),
   );
@@ -73,7 +73,7 @@ function chart(days: DailyActivity[]): HTMLElement {
     undefined,
   );
   const summary = busiest
-    ? `${count(total)} plays on ${active.length} of the last ${bars.length} days; busiest ${shortDay(busiest.date)} with ${count(busiest.plays)} plays`
+    ? `${plays(total)} on ${active.length} of the last ${bars.length} days; busiest ${shortDay(busiest.date)} with ${plays(busiest.plays)}`
     : `No plays in the last ${bars.length} days`;
   const drawing = svg(
     "svg",
@@ -97,7 +97,7 @@ function chart(days: DailyActivity[]): HTMLElement {
           "data-date": b.date,
           "data-plays": String(b.plays),
         },
-        svg("title", { text: `${shortDay(b.date)}: ${count(b.plays)} plays, ${listeningTime(b.seconds)}` }),
+        svg("title", { text: `${shortDay(b.date)}: ${plays(b.plays)}, ${listeningTime(b.seconds)}` }),
       ),
     ),
   );
