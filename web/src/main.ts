@@ -16,12 +16,13 @@ const SERVICE_URL: string = import.meta.env.VITE_LIBRARY_URL || window.location.
 // Kept for the tab only, so a reload does not ask again; closing the tab forgets it.
 const TOKEN_KEY = "audiohm.library.token";
 
+let session: Session | undefined;
 let history: HistoryView | undefined;
 let likes: LikesView | undefined;
 
 function signOut(message?: string) {
-  history?.stop();
-  history = likes = undefined;
+  session?.end();
+  session = history = likes = undefined;
   sessionStorage.removeItem(TOKEN_KEY);
   // The next person at this browser must not find the last listener's library in the page.
   for (const id of ["stats-cards", "activity-chart", "top-tracks", "sources", "likes", "history"]) {
@@ -50,7 +51,9 @@ async function signIn(token: string): Promise<boolean> {
     return false;
   }
   clearNotice();
+  session?.end();
   const current = new Session(createLibraryClient(SERVICE_URL, token.trim()), report);
+  session = current;
   // The first call tells whether the service takes the token.
   if (!(await loadStats(current))) return false;
   sessionStorage.setItem(TOKEN_KEY, token.trim());

@@ -32,7 +32,7 @@ export class HistoryView {
     await this.loadPage();
   }
 
-  stop() {
+  private stop() {
     this.streaming?.abort();
   }
 
@@ -47,7 +47,7 @@ export class HistoryView {
     try {
       const entries = this.session.client.listHistory(
         { limit: PAGE_SIZE, after: this.cursor },
-        { signal: streaming.signal },
+        { signal: AbortSignal.any([streaming.signal, this.session.signal]) },
       );
       for await (const entry of entries) {
         this.body.append(this.row(entry));
@@ -58,7 +58,7 @@ export class HistoryView {
         this.status.textContent = `Receiving… ${plays(this.shown)}`;
       }
     } catch (error) {
-      if (streaming.signal.aborted) return;
+      if (streaming.signal.aborted || !this.session.active) return;
       this.session.report(error);
       // What arrived stays; "Load more" resumes after it.
       this.status.textContent = `${plays(this.shown)} shown`;
@@ -80,7 +80,7 @@ export class HistoryView {
   private async paintLikes(trackIds: string[]) {
     if (trackIds.length === 0) return;
     try {
-      const { liked } = await this.session.client.checkLikedTracks({ trackIds });
+      const { liked } = await this.session.client.checkLikedTracks({ trackIds }, { signal: this.session.signal });
       trackIds.forEach((trackId, i) => {
         const isLiked = liked[i] ?? false;
         this.session.liked.set(trackId, isLiked);

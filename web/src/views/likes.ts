@@ -36,10 +36,10 @@ export class LikesView {
   private async loadPage() {
     this.more.disabled = true;
     try {
-      const page = await this.session.client.listLikedTracks({
-        pageSize: PAGE_SIZE,
-        pageToken: this.nextPageToken,
-      });
+      const page = await this.session.client.listLikedTracks(
+        { pageSize: PAGE_SIZE, pageToken: this.nextPageToken },
+        { signal: this.session.signal },
+      );
       this.total = page.totalSize;
       this.nextPageToken = page.nextPageToken;
       for (const like of page.likedTracks) this.session.liked.set(like.trackId, true);
@@ -55,11 +55,11 @@ export class LikesView {
   /** The like form: the service validates the ID and the notes. */
   async like(trackId: string, notes: string): Promise<boolean> {
     try {
-      const { likedTrack, alreadyLiked } = await this.session.client.likeTrack({
-        trackId,
+      const { likedTrack, alreadyLiked } = await this.session.client.likeTrack(
         // Empty notes on an existing like keep its notes.
-        notes: notes === "" ? undefined : notes,
-      });
+        { trackId, notes: notes === "" ? undefined : notes },
+        { signal: this.session.signal },
+      );
       notice("info", alreadyLiked ? "You already like that track." : "Track liked.");
       if (likedTrack) this.session.announce(likedTrack.trackId, true);
       return true;
@@ -111,7 +111,10 @@ export class LikesView {
       event.preventDefault();
       save.disabled = true;
       try {
-        const updated = await this.session.client.updateLikedTrack({ trackId: like.trackId, notes: notes.value });
+        const updated = await this.session.client.updateLikedTrack(
+          { trackId: like.trackId, notes: notes.value },
+          { signal: this.session.signal },
+        );
         like.notes = updated.notes;
         notice("info", "Notes saved.");
       } catch (error) {

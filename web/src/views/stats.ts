@@ -10,7 +10,8 @@ const CHART_HEIGHT = 140;
 export async function loadStats(session: Session): Promise<boolean> {
   const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   try {
-    render(await session.client.getLibraryStats({ timeZone, topTracksLimit: 5 }));
+    const stats = await session.client.getLibraryStats({ timeZone, topTracksLimit: 5 }, { signal: session.signal });
+    render(stats);
     return true;
   } catch (error) {
     session.report(error);
