@@ -223,6 +223,17 @@ describe.each(backends())("My library page on $name", (backend) => {
     expect(consoleErrors).toEqual([]);
   });
 
+  test("the page fits a phone's width; the history table scrolls inside it", async () => {
+    screenshotOnFailure("phone");
+    const phone = await context.newPage();
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await signIn(phone, service.token(listener));
+    await expect.poll(() => phone.locator("#history-status").innerText()).toBe("50 plays shown");
+    expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await phone.screenshot({ path: join(ARTIFACTS, `library-${backend.name}-phone.png`), fullPage: true });
+    await phone.close();
+  });
+
   test("a reload keeps the listener signed in; signing out forgets the library", async () => {
     screenshotOnFailure("sign-out");
     await page.reload();

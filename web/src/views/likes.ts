@@ -106,7 +106,7 @@ export class LikesView {
     notes.addEventListener("input", () => {
       save.disabled = notes.value === like.notes;
     });
-    const form = el("form", { class: "flex min-w-64 flex-1 gap-2" }, notes, save);
+    const form = el("form", { class: "flex w-full gap-2 sm:w-auto sm:min-w-64 sm:flex-1" }, notes, save);
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       save.disabled = true;
@@ -138,8 +138,8 @@ export class LikesView {
       { class: "flex flex-wrap items-center gap-3 px-4 py-3", "data-track": like.trackId },
       el(
         "div",
-        { class: "min-w-72" },
-        el("div", { class: "font-mono text-sm text-slate-200", text: like.trackId }),
+        { class: "min-w-0 sm:min-w-72" },
+        el("div", { class: "break-all font-mono text-sm text-slate-200", text: like.trackId }),
         el("div", { class: "text-xs text-slate-500", text: likedOn ? `Liked ${likedOn}` : "" }),
       ),
       form,
