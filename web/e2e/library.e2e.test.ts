@@ -6,6 +6,7 @@ import { join } from "node:path";
 
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { createServer } from "vite";
 import { afterAll, beforeAll, describe, expect, onTestFailed, test } from "vitest";
 
 import { createLibraryClient, type LibraryClient } from "../src/client.ts";
@@ -16,7 +17,7 @@ const ARTIFACTS = join(webDir, "test-results");
 const HOUR = 3600 * 1000;
 // Streams (ListHistory calls) per minute per listener: low, so the page's rate-limit message
 // can be reached by clicking.
-const STREAMS_PER_MINUTE = 6;
+const STREAMS_PER_MINUTE = 8;
 
 const TRACKS = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()] as const;
 const PLAYS = 120;
@@ -101,8 +102,8 @@ describe.each(backends())("My library page on $name", (backend) => {
   const likedRows = () => page.locator("#likes li[data-track]");
   const heart = (trackId: string) => page.locator(`#history button[data-heart="${trackId}"]`).first();
 
-  async function signIn(target: Page, token: string) {
-    await target.goto(service.url);
+  async function signIn(target: Page, token: string, pageUrl = service.url) {
+    await target.goto(pageUrl);
     await target.getByLabel("Token").fill(token);
     await target.getByRole("button", { name: "Sign in" }).click();
   }
@@ -232,6 +233,26 @@ describe.each(backends())("My library page on $name", (backend) => {
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await phone.screenshot({ path: join(ARTIFACTS, `library-${backend.name}-phone.png`), fullPage: true });
     await phone.close();
+  });
+
+  test("the same page works from Vite's dev server, which proxies to the service", async () => {
+    screenshotOnFailure("dev-server");
+    // As `npm run dev` starts it, with LIBRARY_URL naming this service instead of :50051.
+    process.env.LIBRARY_URL = service.url;
+    const dev = await createServer({ root: webDir, logLevel: "silent", server: { port: 0, host: "127.0.0.1" } });
+    try {
+      await dev.listen();
+      const devUrl = dev.resolvedUrls?.local[0];
+      expect(devUrl).toBeDefined();
+      const other = await context.newPage();
+      await signIn(other, service.token(listener), devUrl);
+      await expect.poll(() => other.locator("#history-status").innerText()).toBe("50 plays shown");
+      expect(await other.locator("#stats-cards").innerText()).toMatch(/Plays\s+120\b/i);
+      await other.close();
+    } finally {
+      await dev.close();
+      delete process.env.LIBRARY_URL;
+    }
   });
 
   test("a reload keeps the listener signed in; signing out forgets the library", async () => {
