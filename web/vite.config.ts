@@ -30,6 +30,9 @@ export default defineConfig({
           environment: "node",
           // Builds (if needed) and starts the service, then drives a real Chromium.
           testTimeout: 120_000,
+          // What the page shows may take a while on a loaded CI machine; waiting is not slower
+          // when it is quick.
+          expect: { poll: { timeout: 15_000, interval: 50 } },
           hookTimeout: 900_000,
           fileParallelism: false,
         },
