@@ -8,6 +8,7 @@ use tonic::{
     transport::{Server, server::TcpIncoming},
 };
 use tonic_web::GrpcWebLayer;
+use tower::util::option_layer;
 
 mod observe;
 mod site;
@@ -50,7 +51,12 @@ impl Application {
     /// applies pending migrations and prepares the services.
     pub async fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let addr = listener.local_addr().context("reading the bound address")?;
-        let site = SiteLayer::new(settings.serve.web_root.as_deref())?;
+        let site = settings
+            .serve
+            .web_root
+            .as_deref()
+            .map(SiteLayer::new)
+            .transpose()?;
         let url = settings.database_url.clone();
         let pool = settings.db_max_connections;
         let runner = match DatabaseKind::of_url(&url) {
@@ -115,7 +121,7 @@ where
 fn runner<S: Store>(
     store: S,
     settings: Settings,
-    site: SiteLayer,
+    site: Option<SiteLayer>,
     listener: TcpListener,
 ) -> Runner {
     Box::new(move |shutdown| Box::pin(serve(store, settings, site, listener, shutdown)))
@@ -124,7 +130,7 @@ fn runner<S: Store>(
 async fn serve<S: Store>(
     store: S,
     settings: Settings,
-    site: SiteLayer,
+    site: Option<SiteLayer>,
     listener: TcpListener,
     shutdown: BoxFuture<()>,
 ) -> anyhow::Result<()> {
@@ -188,7 +194,7 @@ async fn serve<S: Store>(
     tracing::info!(addr = %listener.local_addr()?, "serving gRPC and gRPC-web");
     let served = Server::builder()
         .accept_http1(true)
-        .layer(site)
+        .layer(option_layer(site))
         .layer(cors(&serve.cors_allow_origins)?)
         .layer(GrpcWebLayer::new())
         .layer(ObserveLayer::new(serve.limits.max_in_flight))

@@ -1,6 +1,7 @@
 //! The web page's static files (`--web-root`), served on the gRPC port so that the page and its
 //! gRPC-web calls share one origin and need no CORS. Only GET and HEAD reach the files; every
-//! gRPC call is a POST and goes on to the services untouched.
+//! gRPC call is a POST and goes on to the services untouched. Without `--web-root` the layer is
+//! not in the stack at all, so API calls pay nothing for it.
 use std::{
     path::{Path, PathBuf},
     pin::Pin,
@@ -19,16 +20,13 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:;
 
 #[derive(Clone)]
 pub struct SiteLayer {
-    files: Option<ServeDir>,
+    files: ServeDir,
 }
 
 impl SiteLayer {
     /// Checks the folder up front: a typo or an unbuilt page should stop start-up with a reason,
     /// not answer every browser with 404.
-    pub fn new(root: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(root) = root else {
-            return Ok(Self { files: None });
-        };
+    pub fn new(root: &Path) -> anyhow::Result<Self> {
         let index = root.join("index.html");
         if !index.is_file() {
             bail!(
@@ -41,7 +39,7 @@ impl SiteLayer {
             .with_context(|| format!("resolving --web-root {}", root.display()))?;
         tracing::info!(web_root = %root.display(), "serving the web page");
         Ok(Self {
-            files: Some(ServeDir::new(root)),
+            files: ServeDir::new(root),
         })
     }
 }
@@ -60,7 +58,7 @@ impl<S> Layer<S> for SiteLayer {
 #[derive(Clone)]
 pub struct Site<S> {
     inner: S,
-    files: Option<ServeDir>,
+    files: ServeDir,
 }
 
 impl<S, B> Service<http::Request<B>> for Site<S>
@@ -79,20 +77,17 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let is_page = matches!(*request.method(), Method::GET | Method::HEAD);
-        match &mut self.files {
-            Some(files) if is_page => {
-                let served = files.call(request);
-                Box::pin(async move {
-                    let response = match served.await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    };
-                    Ok(with_page_headers(response.map(Body::new)))
-                })
-            }
-            _ => Box::pin(self.inner.call(request)),
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            return Box::pin(self.inner.call(request));
         }
+        let served = self.files.call(request);
+        Box::pin(async move {
+            let response = match served.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            Ok(with_page_headers(response.map(Body::new)))
+        })
     }
 }
 
