@@ -1,14 +1,21 @@
 //! Command line and environment. Every flag can also be set from the environment variable named
-//! in its help. Secrets are never printed: `Debug` of `Cli` redacts them.
+//! in its help, and every default is written once, in its `#[arg]`. Secrets are held in
+//! [`Secret`], which cannot be printed.
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::{
-    auth::AuthConfig,
-    grpc::{LimitSettings, limits},
+use clap::{
+    Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum, error::ErrorKind,
+    parser::ValueSource,
 };
 
+use crate::{
+    auth::{AuthConfig, Secret},
+    grpc::LimitSettings,
+};
+
+/// `library-service [SERVE FLAGS]` is `library-service serve [SERVE FLAGS]`: the bare command
+/// parses the same flags and environment as `serve`, and a serve flag given before another
+/// subcommand (`--listen X migrate`) is refused rather than silently ignored.
 #[derive(Parser)]
 #[command(
     name = "library-service",
@@ -20,7 +27,48 @@ pub struct Cli {
     pub common: CommonArgs,
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    command: Option<Command>,
+    /// `serve`'s flags, for the bare command.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+impl Cli {
+    /// Parses the process's arguments and environment (exiting with clap's message on an
+    /// error) into the common flags and the subcommand to run: `serve`, with the bare command's
+    /// flags, when none was named.
+    pub fn parse_command() -> (CommonArgs, Command) {
+        Self::try_parse_command_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    pub fn try_parse_command_from<I, T>(args: I) -> Result<(CommonArgs, Command), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = <Self as CommandFactory>::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        // clap's own `args_conflicts_with_subcommands` would also refuse the global flags
+        // (`--log-format json serve`), so the serve flags are checked here, by where they came
+        // from: the environment feeds both places alike and is never a conflict.
+        if let Some(name) = matches.subcommand_name() {
+            let serve_flags = ServeArgs::augment_args(clap::Command::new("serve"));
+            if let Some(flag) = serve_flags.get_arguments().find(|a| {
+                matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine)
+            }) {
+                return Err(command.error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "--{} is a flag of `serve`; give it after `serve`, or run without `{name}`",
+                        flag.get_long().unwrap_or(flag.get_id().as_str())
+                    ),
+                ));
+            }
+        }
+        let cli = Self::from_arg_matches(&matches)?;
+        let run = cli.command.unwrap_or(Command::Serve(cli.serve));
+        Ok((cli.common, run))
+    }
 }
 
 #[derive(Subcommand)]
@@ -63,7 +111,7 @@ pub struct CommonArgs {
         global = true,
         hide_env_values = true
     )]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
     /// Key id (`kid`) of the HS256 secret, when tokens name it.
     #[arg(long, env = "LIBRARY_JWT_SECRET_KID", global = true)]
     pub jwt_secret_kid: Option<String>,
@@ -136,59 +184,47 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
 }
 
-const DEFAULT_MAX_IN_FLIGHT: usize = 512;
-const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
-
 /// Protection against overload and abuse.
 #[derive(Args, Clone, Debug, PartialEq, Eq)]
 pub struct LimitArgs {
     /// Reads (likes, stats, checks) per minute per caller.
-    #[arg(long, env = "LIBRARY_RATE_READS_PER_MINUTE", default_value_t = limits::DEFAULT_READS_PER_MINUTE,
+    #[arg(long, env = "LIBRARY_RATE_READS_PER_MINUTE", default_value_t = 600,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_reads_per_minute: u32,
     /// Writes (plays, deletes, likes) per minute per caller.
-    #[arg(long, env = "LIBRARY_RATE_WRITES_PER_MINUTE", default_value_t = limits::DEFAULT_WRITES_PER_MINUTE,
+    #[arg(long, env = "LIBRARY_RATE_WRITES_PER_MINUTE", default_value_t = 600,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_writes_per_minute: u32,
-    /// Streams (ListHistory, ImportHistory) started per minute per caller.
-    #[arg(long, env = "LIBRARY_RATE_STREAMS_PER_MINUTE", default_value_t = limits::DEFAULT_STREAMS_PER_MINUTE,
+    /// Streams (ListHistory, ImportHistory) started per minute per caller. (The old service's
+    /// guide: 60 history listings a minute.)
+    #[arg(long, env = "LIBRARY_RATE_STREAMS_PER_MINUTE", default_value_t = 60,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_streams_per_minute: u32,
     /// Admin calls per minute per caller.
-    #[arg(long, env = "LIBRARY_RATE_ADMIN_PER_MINUTE", default_value_t = limits::DEFAULT_ADMIN_PER_MINUTE,
+    #[arg(long, env = "LIBRARY_RATE_ADMIN_PER_MINUTE", default_value_t = 60,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_admin_per_minute: u32,
     /// Service callers (scope library:any_user) get this many times each quota.
-    #[arg(long, env = "LIBRARY_RATE_SERVICE_MULTIPLIER", default_value_t = limits::DEFAULT_SERVICE_MULTIPLIER,
+    #[arg(long, env = "LIBRARY_RATE_SERVICE_MULTIPLIER", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_service_multiplier: u32,
     /// Streams one caller may have open at once.
-    #[arg(long, env = "LIBRARY_MAX_STREAMS_PER_CALLER", default_value_t = limits::DEFAULT_MAX_STREAMS_PER_CALLER)]
+    #[arg(long, env = "LIBRARY_MAX_STREAMS_PER_CALLER", default_value_t = 4)]
     pub max_streams_per_caller: usize,
     /// Streams open at once on this server.
-    #[arg(long, env = "LIBRARY_MAX_STREAMS", default_value_t = limits::DEFAULT_MAX_STREAMS)]
+    #[arg(long, env = "LIBRARY_MAX_STREAMS", default_value_t = 256)]
     pub max_streams: usize,
     /// Calls in flight at once before new ones are refused with UNAVAILABLE.
-    #[arg(long, env = "LIBRARY_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    #[arg(long, env = "LIBRARY_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
     /// Largest request message accepted, in bytes.
-    #[arg(long, env = "LIBRARY_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
+    #[arg(long, env = "LIBRARY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
 }
 
 impl Default for LimitArgs {
     fn default() -> Self {
-        Self {
-            rate_reads_per_minute: limits::DEFAULT_READS_PER_MINUTE,
-            rate_writes_per_minute: limits::DEFAULT_WRITES_PER_MINUTE,
-            rate_streams_per_minute: limits::DEFAULT_STREAMS_PER_MINUTE,
-            rate_admin_per_minute: limits::DEFAULT_ADMIN_PER_MINUTE,
-            rate_service_multiplier: limits::DEFAULT_SERVICE_MULTIPLIER,
-            max_streams_per_caller: limits::DEFAULT_MAX_STREAMS_PER_CALLER,
-            max_streams: limits::DEFAULT_MAX_STREAMS,
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-        }
+        defaults()
     }
 }
 
@@ -208,18 +244,22 @@ impl LimitArgs {
 
 impl Default for ServeArgs {
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            cors_allow_origins: Vec::new(),
-            reflection: true,
-            metrics_listen: None,
-            history_retention_days: None,
-            retention_interval_seconds: 3600,
-            health_probe_seconds: 5,
-            shutdown_grace: 10,
-            web_root: None,
-            limits: LimitArgs::default(),
-        }
+        defaults()
+    }
+}
+
+/// The `#[arg]` defaults of a group of flags, as if none were given and the environment were
+/// empty: what `..ServeArgs::default()` means in code and tests, from the one place the defaults
+/// are written.
+fn defaults<T: Args + FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults")).mut_args(|a| a.env(None));
+    let parsed = command
+        .try_get_matches_from(["defaults"])
+        .and_then(|matches| T::from_arg_matches(&matches));
+    match parsed {
+        Ok(defaults) => defaults,
+        // Only a flag without a default that is required could get here; none is.
+        Err(e) => panic!("the flags' defaults do not parse: {e}"),
     }
 }
 
@@ -277,5 +317,81 @@ impl CommonArgs {
             leeway_seconds: self.jwt_leeway_seconds,
             data_dir: self.data_dir.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<(CommonArgs, Command), clap::Error> {
+        Cli::try_parse_command_from(std::iter::once("library-service").chain(args.iter().copied()))
+    }
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        match parse(args) {
+            Ok((_, Command::Serve(serve))) => serve,
+            Ok(_) => panic!("{args:?} is not serve"),
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn the_bare_command_takes_the_flags_of_serve() {
+        let bare = serve_args(&["--listen", "127.0.0.1:1", "--max-streams", "7"]);
+        let serve = serve_args(&["serve", "--listen", "127.0.0.1:1", "--max-streams", "7"]);
+        assert_eq!(bare.listen, SocketAddr::from(([127, 0, 0, 1], 1)));
+        assert_eq!(bare.limits, serve.limits);
+        assert_eq!(bare.limits.max_streams, 7);
+    }
+
+    #[test]
+    fn common_flags_go_before_or_after_the_subcommand() {
+        for args in [
+            &["--log-format", "json", "serve"][..],
+            &["serve", "--log-format", "json"][..],
+            &["--log-format", "json"][..],
+        ] {
+            let (common, _) = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(common.log_format, LogFormat::Json, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn a_serve_flag_before_another_subcommand_is_a_usage_error() {
+        let refused = parse(&["--listen", "127.0.0.1:1", "migrate"]).err();
+        assert_eq!(refused.map(|e| e.kind()), Some(ErrorKind::ArgumentConflict));
+    }
+
+    #[test]
+    fn defaults_in_code_are_the_documented_defaults_of_the_flags() {
+        let serve = ServeArgs::default();
+        assert_eq!(serve.listen, SocketAddr::from(([127, 0, 0, 1], 50051)));
+        assert!(serve.reflection);
+        assert_eq!(
+            (serve.retention_interval_seconds, serve.health_probe_seconds),
+            (3600, 5)
+        );
+        assert_eq!((serve.shutdown_grace, serve.web_root), (10, None));
+        let limits = LimitArgs::default();
+        assert_eq!(
+            (
+                limits.rate_reads_per_minute,
+                limits.rate_writes_per_minute,
+                limits.rate_streams_per_minute,
+                limits.rate_admin_per_minute,
+                limits.rate_service_multiplier
+            ),
+            (600, 600, 60, 60, 20)
+        );
+        assert_eq!(
+            (
+                limits.max_streams_per_caller,
+                limits.max_streams,
+                limits.max_in_flight,
+                limits.max_message_bytes
+            ),
+            (4, 256, 512, 4 * 1024 * 1024)
+        );
     }
 }

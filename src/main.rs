@@ -1,27 +1,25 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::Parser;
 use library_service::{
     auth::{self, Authenticator, MintRequest},
     config::{Cli, Command, CommonArgs, PurgeArgs, ServeArgs, TokenArgs},
     domain::Timestamp,
     server::{Application, Settings},
-    store::{DatabaseKind, PgStore, SqliteStore, Store},
-    telemetry,
+    store::{AdminStore, Database},
+    telemetry, with_store,
 };
 use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    telemetry::init(cli.common.log_format);
-    let result = match cli.command {
-        None => serve(&cli.common, ServeArgs::default()).await,
-        Some(Command::Serve(args)) => serve(&cli.common, args).await,
-        Some(Command::Migrate { undo }) => migrate(&cli.common, undo).await,
-        Some(Command::Purge(args)) => purge(&cli.common, &args).await,
-        Some(Command::Token(args)) => token(&cli.common, &args),
+    let (common, command) = Cli::parse_command();
+    telemetry::init(common.log_format);
+    let result = match command {
+        Command::Serve(args) => serve(&common, args).await,
+        Command::Migrate { undo } => migrate(&common, undo).await,
+        Command::Purge(args) => purge(&common, &args).await,
+        Command::Token(args) => token(&common, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,30 +71,15 @@ async fn shutdown_signal() {
 }
 
 async fn migrate(common: &CommonArgs, undo: bool) -> anyhow::Result<()> {
-    let url = common.database_url();
-    let reverted = match DatabaseKind::of_url(&url) {
-        Some(DatabaseKind::Postgres) => {
-            let store = PgStore::connect(&url, 1).await?;
-            if undo {
-                store.undo_last_migration().await?
-            } else {
-                store.migrate().await.map(|()| None)?
-            }
-        }
-        Some(DatabaseKind::Sqlite) => {
-            let store = SqliteStore::connect(&url, 1).await?;
-            if undo {
-                store.undo_last_migration().await?
-            } else {
-                store.migrate().await.map(|()| None)?
-            }
-        }
-        None => bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:"),
-    };
-    match (undo, reverted) {
-        (false, _) => tracing::info!("migrations applied"),
-        (true, Some(version)) => tracing::info!(version, "migration rolled back"),
-        (true, None) => tracing::info!("no migration to roll back"),
+    let database = Database::connect(&common.database_url(), 1).await?;
+    if !undo {
+        database.migrate().await?;
+        tracing::info!("migrations applied");
+        return Ok(());
+    }
+    match database.undo_last_migration().await? {
+        Some(version) => tracing::info!(version, "migration rolled back"),
+        None => tracing::info!("no migration to roll back"),
     }
     Ok(())
 }
@@ -116,18 +99,9 @@ async fn purge(common: &CommonArgs, args: &PurgeArgs) -> anyhow::Result<()> {
     if cutoff > Timestamp::now() {
         bail!("the cutoff must not be in the future");
     }
-    let url = common.database_url();
-    let deleted = match DatabaseKind::of_url(&url) {
-        Some(DatabaseKind::Postgres) => {
-            let store = PgStore::connect(&url, 2).await?;
-            store.purge_plays_before(cutoff, args.dry_run).await?
-        }
-        Some(DatabaseKind::Sqlite) => {
-            let store = SqliteStore::connect(&url, 2).await?;
-            store.purge_plays_before(cutoff, args.dry_run).await?
-        }
-        None => bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:"),
-    };
+    let database = Database::connect(&common.database_url(), 2).await?;
+    let deleted =
+        with_store!(database, store => store.purge_plays_before(cutoff, args.dry_run).await?);
     let when = jiff::Timestamp::from_microsecond(cutoff.as_micros())
         .map(|t| t.to_string())
         .unwrap_or_default();
@@ -141,7 +115,7 @@ async fn purge(common: &CommonArgs, args: &PurgeArgs) -> anyhow::Result<()> {
 
 fn token(common: &CommonArgs, args: &TokenArgs) -> anyhow::Result<()> {
     let secret = match &common.jwt_secret {
-        Some(secret) => secret.as_bytes().to_vec(),
+        Some(secret) => secret.expose().as_bytes().to_vec(),
         None if !common.jwt_public_keys.is_empty() => {
             bail!(
                 "tokens for public keys are minted by their issuer; `token` needs --jwt-secret or development mode"

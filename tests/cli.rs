@@ -124,6 +124,85 @@ async fn the_service_starts_on_its_embedded_default_serves_a_minted_token_and_st
     assert!(logs.contains("DEVELOPMENT MODE"));
 }
 
+/// The binary with a data directory of its own and nothing from the caller's environment that
+/// would change where it listens or what it serves.
+fn isolated(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = binary();
+    cmd.current_dir(dir);
+    for var in [
+        "DATABASE_URL",
+        "LIBRARY_JWT_SECRET",
+        "LIBRARY_LISTEN",
+        "LIBRARY_WEB_ROOT",
+        "LIBRARY_METRICS_LISTEN",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// The README's run command is the bare one: it must honour `serve`'s environment, not its own
+/// defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bare_command_listens_where_library_listen_says_exactly_as_serve_does() {
+    for subcommand in [&["serve"][..], &[][..]] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = support::process::free_port();
+        let mut cmd = isolated(dir.path());
+        cmd.args(subcommand)
+            .env("LIBRARY_LISTEN", format!("127.0.0.1:{port}"));
+        let (served, channel) = Served::start_on(cmd, port).await;
+        let token =
+            String::from_utf8(run(isolated(dir.path()).arg("token")).stdout).expect("utf-8");
+        LibraryServiceClient::new(channel)
+            .check_liked_tracks(with_token(
+                pb::CheckLikedTracksRequest::default(),
+                token.trim(),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{subcommand:?}: a call on LIBRARY_LISTEN's port: {e}"));
+        served.sigterm();
+        let (status, logs) = served.wait();
+        assert!(status.success(), "{subcommand:?}: {logs}");
+        assert!(
+            logs.contains(&format!("127.0.0.1:{port}")),
+            "{subcommand:?} logs where it serves: {logs}"
+        );
+    }
+}
+
+#[test]
+fn the_bare_command_refuses_library_web_root_without_a_page_exactly_as_serve_does() {
+    for subcommand in [&["serve"][..], &[][..]] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = isolated(dir.path())
+            .args(subcommand)
+            .env("LIBRARY_LISTEN", "127.0.0.1:0")
+            .env("LIBRARY_WEB_ROOT", "/nonexistent")
+            .output()
+            .expect("binary runs");
+        assert!(!out.status.success(), "{subcommand:?} started anyway");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("/nonexistent"), "{subcommand:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_serve_flag_before_another_subcommand_is_refused_instead_of_ignored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = isolated(dir.path())
+        .args(["--listen", "127.0.0.1:0", "migrate"])
+        .output()
+        .expect("binary runs");
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--listen is a flag of `serve`"), "{stderr}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing ran: no database was created"
+    );
+}
+
 #[test]
 fn serve_refuses_a_web_root_without_a_built_page() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -29,6 +29,7 @@ impl VerificationKey {
 pub(super) fn load(cfg: &AuthConfig) -> anyhow::Result<Vec<VerificationKey>> {
     let mut keys = Vec::new();
     if let Some(secret) = &cfg.hs256_secret {
+        let secret = secret.expose();
         if secret.is_empty() {
             bail!("the HS256 secret is empty");
         }

@@ -4,6 +4,7 @@
 mod dev;
 mod keys;
 mod principal;
+mod secret;
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -15,11 +16,12 @@ use keys::VerificationKey;
 pub use principal::{
     Access, Denied, Principal, SCOPE_ADMIN, SCOPE_ANY_USER, SCOPE_READ, SCOPE_WRITE,
 };
+pub use secret::Secret;
 
 /// Where verification keys come from.
 #[derive(Clone, Debug, Default)]
 pub struct AuthConfig {
-    pub hs256_secret: Option<String>,
+    pub hs256_secret: Option<Secret>,
     pub hs256_kid: Option<String>,
     /// `[KID=]PATH` entries: a PEM public key or a JWKS file.
     pub public_keys: Vec<String>,

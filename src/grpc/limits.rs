@@ -65,29 +65,6 @@ pub struct LimitSettings {
     pub max_streams: usize,
 }
 
-pub const DEFAULT_READS_PER_MINUTE: u32 = 600;
-pub const DEFAULT_WRITES_PER_MINUTE: u32 = 600;
-/// The old service's guide: 60 history listings per minute.
-pub const DEFAULT_STREAMS_PER_MINUTE: u32 = 60;
-pub const DEFAULT_ADMIN_PER_MINUTE: u32 = 60;
-pub const DEFAULT_SERVICE_MULTIPLIER: u32 = 20;
-pub const DEFAULT_MAX_STREAMS_PER_CALLER: usize = 4;
-pub const DEFAULT_MAX_STREAMS: usize = 256;
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        Self {
-            reads_per_minute: DEFAULT_READS_PER_MINUTE,
-            writes_per_minute: DEFAULT_WRITES_PER_MINUTE,
-            streams_per_minute: DEFAULT_STREAMS_PER_MINUTE,
-            admin_per_minute: DEFAULT_ADMIN_PER_MINUTE,
-            service_multiplier: DEFAULT_SERVICE_MULTIPLIER,
-            max_streams_per_caller: DEFAULT_MAX_STREAMS_PER_CALLER,
-            max_streams: DEFAULT_MAX_STREAMS,
-        }
-    }
-}
-
 /// What the `ratelimit-*` response metadata says after a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateInfo {
@@ -280,12 +257,17 @@ mod tests {
         );
     }
 
+    /// The served defaults.
+    fn defaults() -> LimitSettings {
+        crate::config::LimitArgs::default().settings()
+    }
+
     #[test]
     fn a_caller_gets_its_quota_then_a_retry_time_and_services_get_more() {
         let limits = Limits::new(LimitSettings {
             streams_per_minute: 3,
             service_multiplier: 2,
-            ..LimitSettings::default()
+            ..defaults()
         });
         let listener = caller("a", None);
         let remaining: Vec<u32> = (0..3)
@@ -321,7 +303,7 @@ mod tests {
         let limits = Limits::new(LimitSettings {
             max_streams_per_caller: 2,
             max_streams: 3,
-            ..LimitSettings::default()
+            ..defaults()
         });
         let a1 = limits.open_stream("a").expect("first");
         let _a2 = limits.open_stream("a").expect("second");

@@ -1,7 +1,7 @@
 //! Builds and runs the tonic server: store, auth, health, reflection, gRPC-web, CORS, shutdown.
-use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tokio::net::TcpListener;
 use tonic::{
     service::interceptor::InterceptedService,
@@ -27,11 +27,9 @@ use crate::{
         library_admin_service_server::LibraryAdminServiceServer,
         library_service_server::LibraryServiceServer,
     },
-    store::{DatabaseKind, PgStore, SqliteStore, Store, StoreResult},
+    store::{Database, DatabaseKind, Store, StoreResult},
+    with_store,
 };
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Runner = Box<dyn FnOnce(BoxFuture<()>) -> BoxFuture<anyhow::Result<()>> + Send>;
 
 pub struct Settings {
     pub database_url: String,
@@ -43,11 +41,14 @@ pub struct Settings {
 /// A server whose store is open and migrated and whose socket is bound, ready to run.
 pub struct Application {
     addr: SocketAddr,
-    runner: Runner,
+    listener: TcpListener,
+    database: Database,
+    site: Option<SiteLayer>,
+    settings: Settings,
 }
 
 impl Application {
-    /// Opens the store named by the URL (waiting for the database while it is unreachable),
+    /// Opens the store named by the URL (waiting for PostgreSQL while it is unreachable),
     /// applies pending migrations and prepares the services.
     pub async fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let addr = listener.local_addr().context("reading the bound address")?;
@@ -57,30 +58,26 @@ impl Application {
             .as_deref()
             .map(SiteLayer::new)
             .transpose()?;
-        let url = settings.database_url.clone();
-        let pool = settings.db_max_connections;
-        let runner = match DatabaseKind::of_url(&url) {
+        let (url, pool) = (&settings.database_url, settings.db_max_connections);
+        let database = match DatabaseKind::of_url(url) {
             Some(DatabaseKind::Postgres) => {
-                let store = until_reachable("PostgreSQL", || PgStore::connect(&url, pool)).await?;
-                store
-                    .migrate()
-                    .await
-                    .context("migrating the PostgreSQL database")?;
-                runner(store, settings, site, listener)
+                until_reachable("PostgreSQL", || Database::connect(url, pool)).await?
             }
-            Some(DatabaseKind::Sqlite) => {
-                let store = SqliteStore::connect(&url, pool)
-                    .await
-                    .context("opening the SQLite database")?;
-                store
-                    .migrate()
-                    .await
-                    .context("migrating the SQLite database")?;
-                runner(store, settings, site, listener)
-            }
-            None => bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:"),
+            _ => Database::connect(url, pool)
+                .await
+                .context("opening the database")?,
         };
-        Ok(Self { addr, runner })
+        database
+            .migrate()
+            .await
+            .with_context(|| format!("migrating the {:?} database", database.kind()))?;
+        Ok(Self {
+            addr,
+            listener,
+            database,
+            site,
+            settings,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -93,7 +90,14 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        (self.runner)(Box::pin(shutdown)).await
+        let Self {
+            addr: _,
+            listener,
+            database,
+            site,
+            settings,
+        } = self;
+        with_store!(database, store => serve(store, settings, site, listener, shutdown).await)
     }
 }
 
@@ -118,21 +122,12 @@ where
     }
 }
 
-fn runner<S: Store>(
-    store: S,
-    settings: Settings,
-    site: Option<SiteLayer>,
-    listener: TcpListener,
-) -> Runner {
-    Box::new(move |shutdown| Box::pin(serve(store, settings, site, listener, shutdown)))
-}
-
 async fn serve<S: Store>(
     store: S,
     settings: Settings,
     site: Option<SiteLayer>,
     listener: TcpListener,
-    shutdown: BoxFuture<()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let serve = &settings.serve;
     if let Some(addr) = serve.metrics_listen {

@@ -12,6 +12,8 @@ pub enum StoreError {
     /// A row that breaks the schema's rules (it was written behind the service's back).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite:")]
+    UnknownUrl,
 }
 
 impl StoreError {

@@ -1,5 +1,8 @@
-//! Persistence. SQL lives here and only here. One trait, two backends (PostgreSQL in production,
-//! SQLite embedded by default) that pass the same conformance suite (`tests/`).
+//! Persistence. SQL lives here and only here. Two backends (PostgreSQL in production, SQLite
+//! embedded by default) implement one trait per aggregate, each in the file that holds its SQL,
+//! and pass the same conformance suite (`tests/`). Control flow that does not depend on the
+//! database (the statistics, the likes page) is written once, in this folder; only the SQL is
+//! per backend.
 use std::future::Future;
 
 use crate::domain::{
@@ -8,11 +11,16 @@ use crate::domain::{
     TrackLikes, UserErasure, UserId,
 };
 
+mod admin;
+mod database;
 mod error;
 mod postgres;
 mod rows;
 mod sqlite;
+mod stats;
+mod types;
 
+pub use database::{Database, DatabaseKind};
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -42,28 +50,20 @@ pub struct PoolStatus {
     pub max: u32,
 }
 
-/// Which database `DATABASE_URL` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseKind {
-    Postgres,
-    Sqlite,
+/// Everything the service asks of its database. Every write is committed before its method
+/// returns `Ok`.
+pub trait Store:
+    Upkeep + PlayStore + LikeStore + StatsStore + AdminStore + Clone + Send + Sync + 'static
+{
 }
 
-impl DatabaseKind {
-    pub fn of_url(url: &str) -> Option<Self> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Some(Self::Postgres)
-        } else if url.starts_with("sqlite:") {
-            Some(Self::Sqlite)
-        } else {
-            None
-        }
-    }
+impl<T> Store for T where
+    T: Upkeep + PlayStore + LikeStore + StatsStore + AdminStore + Clone + Send + Sync + 'static
+{
 }
 
-/// Everything the service asks of its database. Every method is scoped to one listener, and every
-/// write is committed before the method returns `Ok`.
-pub trait Store: Clone + Send + Sync + 'static {
+/// What keeps the store running and observable.
+pub trait Upkeep {
     /// Upkeep run at start-up and then daily: PostgreSQL creates the coming months' partitions.
     fn housekeeping(&self) -> impl Future<Output = StoreResult<()>> + Send;
 
@@ -77,6 +77,17 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// A cheap round trip, for health checks.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Forgets the idempotency keys of plays played before `played_before` that were first used
+    /// before `used_before` (retention keeps them as long as their play, and at least a day).
+    fn forget_request_ids(
+        &self,
+        played_before: Timestamp,
+        used_before: Timestamp,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+}
+
+/// One listener's plays.
+pub trait PlayStore {
     /// Stores the plays in order, in one transaction. A play whose `request_id` the listener has
     /// used before is not stored again: its result is the first play with `duplicate = true`
     /// (this holds within one call too). Concurrent calls with one `request_id` store one play.
@@ -109,24 +120,10 @@ pub trait Store: Clone + Send + Sync + 'static {
         before: Option<Timestamp>,
         dry_run: bool,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
+}
 
-    /// Retention across all listeners: deletes (or with `dry_run` counts) every play played before
-    /// `cutoff`, keeping the aggregates right. PostgreSQL drops whole monthly partitions where it
-    /// can instead of deleting row by row.
-    fn purge_plays_before(
-        &self,
-        cutoff: Timestamp,
-        dry_run: bool,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
-
-    /// Forgets the idempotency keys of plays played before `played_before` that were first used
-    /// before `used_before` (retention keeps them as long as their play, and at least a day).
-    fn forget_request_ids(
-        &self,
-        played_before: Timestamp,
-        used_before: Timestamp,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
-
+/// One listener's liked tracks.
+pub trait LikeStore {
     /// Likes a track at `now`. Liking again keeps `liked_at`; notes change only when given
     /// (and then `updated_at` becomes `now`).
     fn like_track(
@@ -168,7 +165,10 @@ pub trait Store: Clone + Send + Sync + 'static {
         user: UserId,
         tracks: &[TrackId],
     ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
+}
 
+/// One listener's statistics.
+pub trait StatsStore {
     /// Statistics of the plays in `range`, with `top_tracks` top tracks, and plays per UTC quarter
     /// hour within `buckets` (the daily-activity window). All-time statistics come from
     /// aggregates kept with every write, never from a scan of the history.
@@ -179,27 +179,39 @@ pub trait Store: Clone + Send + Sync + 'static {
         top_tracks: u32,
         buckets: TimeRange,
     ) -> impl Future<Output = StoreResult<PlayStats>> + Send;
+}
 
-    /// Platform-wide: the `limit` listeners with the most plays in `range` (all time when
-    /// unbounded), most plays first, then most seconds, then user id.
+/// Platform-wide figures, retention and erasure, for the admin service.
+pub trait AdminStore {
+    /// The `limit` listeners with the most plays in `range` (all time when unbounded), most
+    /// plays first, then most seconds, then user id.
     fn top_listeners(
         &self,
         range: TimeRange,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<ListenerCount>>> + Send;
 
-    /// Platform-wide: the `limit` tracks with the most likes, then by track id.
+    /// The `limit` tracks with the most likes, then by track id.
     fn most_liked_tracks(
         &self,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<TrackLikes>>> + Send;
 
-    /// Platform-wide: plays per UTC quarter hour in `[since, until)`, ordered by start.
+    /// Plays per UTC quarter hour in `[since, until)`, ordered by start.
     fn platform_quarter_hours(
         &self,
         since: Timestamp,
         until: Timestamp,
     ) -> impl Future<Output = StoreResult<Vec<QuarterHour>>> + Send;
+
+    /// Retention across all listeners: deletes (or with `dry_run` counts) every play played before
+    /// `cutoff`, keeping the aggregates right. PostgreSQL drops whole monthly partitions where it
+    /// can instead of deleting row by row.
+    fn purge_plays_before(
+        &self,
+        cutoff: Timestamp,
+        dry_run: bool,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Erases every trace of a user (plays, likes, idempotency records, aggregates) in one
     /// transaction. Erasing again removes nothing.

@@ -1,42 +1,44 @@
-//! Turning database values into domain types. A value outside the domain's rules means the row
-//! was written behind the service's back: it becomes `StoreError::Corrupt`, never a panic.
-use uuid::Uuid;
+//! Rows as both databases return them, and their conversion into domain types. A value outside
+//! the domain's rules means the row was written behind the service's back: it becomes
+//! `StoreError::Corrupt`, never a panic.
+use sqlx::FromRow;
 
 use super::{StoreError, StoreResult};
-use crate::domain::{
-    LikedTrack, Play, PlayId, PlayStats, QuarterHour, SourceCount, Timestamp, TrackCount, TrackId,
-    UserId,
-};
-
-pub(super) fn timestamp(micros: i64) -> StoreResult<Timestamp> {
-    Timestamp::from_micros(micros)
-        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {micros} out of range")))
-}
+use crate::domain::{LikedTrack, NewPlay, Play, PlayId, Timestamp, TrackId, UserId};
 
 pub(super) fn count(n: i64) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative count {n}")))
 }
 
-pub(super) struct PlayParts {
-    pub user_id: Uuid,
-    pub id: Uuid,
-    pub track_id: Uuid,
-    pub played_at_micros: i64,
-    pub played_for_seconds: i64,
+/// The columns of a play in `plays`, for `concat!` into static SQL.
+macro_rules! play_columns {
+    () => {
+        "user_id, id, track_id, played_at, played_for_seconds, completed, source"
+    };
+}
+pub(super) use play_columns;
+
+#[derive(FromRow, Clone)]
+pub(super) struct PlayRow {
+    pub user_id: UserId,
+    pub id: PlayId,
+    pub track_id: TrackId,
+    pub played_at: Timestamp,
+    pub played_for_seconds: i32,
     pub completed: bool,
     pub source: String,
 }
 
-impl PlayParts {
+impl PlayRow {
     pub fn into_play(self) -> StoreResult<Play> {
         let played_for_seconds = u32::try_from(self.played_for_seconds).map_err(|_| {
             StoreError::Corrupt(format!("played_for_seconds {}", self.played_for_seconds))
         })?;
         Ok(Play {
-            id: PlayId::from_uuid(self.id),
-            user_id: UserId::from_uuid(self.user_id),
-            track_id: TrackId::from_uuid(self.track_id),
-            played_at: timestamp(self.played_at_micros)?,
+            id: self.id,
+            user_id: self.user_id,
+            track_id: self.track_id,
+            played_at: self.played_at,
             played_for_seconds,
             completed: self.completed,
             source: self.source,
@@ -44,24 +46,49 @@ impl PlayParts {
     }
 }
 
-pub(super) fn liked(
-    user_id: Uuid,
-    track_id: Uuid,
-    notes: String,
-    liked_at: i64,
-    updated_at: i64,
-) -> StoreResult<LikedTrack> {
-    Ok(LikedTrack {
-        user_id: UserId::from_uuid(user_id),
-        track_id: TrackId::from_uuid(track_id),
-        notes,
-        liked_at: timestamp(liked_at)?,
-        updated_at: timestamp(updated_at)?,
-    })
+/// A play's first record under its idempotency key.
+#[derive(FromRow)]
+pub(super) struct KeyedPlayRow {
+    pub request_id: String,
+    #[sqlx(flatten)]
+    pub play: PlayRow,
+}
+
+pub(super) fn into_plays(rows: Vec<PlayRow>) -> StoreResult<Vec<Play>> {
+    rows.into_iter().map(PlayRow::into_play).collect()
+}
+
+/// The columns of a like in `liked_tracks`, for `concat!` into static SQL.
+macro_rules! like_columns {
+    () => {
+        "user_id, track_id, notes, liked_at, updated_at"
+    };
+}
+pub(super) use like_columns;
+
+#[derive(FromRow)]
+pub(super) struct LikeRow {
+    pub user_id: UserId,
+    pub track_id: TrackId,
+    pub notes: String,
+    pub liked_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<LikeRow> for LikedTrack {
+    fn from(row: LikeRow) -> Self {
+        LikedTrack {
+            user_id: row.user_id,
+            track_id: row.track_id,
+            notes: row.notes,
+            liked_at: row.liked_at,
+            updated_at: row.updated_at,
+        }
+    }
 }
 
 /// The play a `NewPlay` becomes once stored.
-pub(super) fn new_play(user: UserId, p: &crate::domain::NewPlay) -> Play {
+pub(super) fn new_play(user: UserId, p: &NewPlay) -> Play {
     Play {
         id: PlayId::new_v7(),
         user_id: user,
@@ -70,66 +97,5 @@ pub(super) fn new_play(user: UserId, p: &crate::domain::NewPlay) -> Play {
         played_for_seconds: p.played_for_seconds,
         completed: p.completed,
         source: p.source.as_str().to_string(),
-    }
-}
-
-/// What both backends' statistics queries return, before conversion: counts are `i64` (SQL
-/// `COUNT`/`SUM`), times are microseconds.
-pub(super) struct RawStats {
-    pub plays: i64,
-    pub completed: i64,
-    pub seconds: i64,
-    pub tracks: i64,
-    pub first: Option<i64>,
-    pub last: Option<i64>,
-    pub top: Vec<(Uuid, i64, i64)>,
-    pub sources: Vec<(String, i64)>,
-    pub quarters: Vec<(i64, i64, i64)>,
-    pub liked: i64,
-}
-
-impl RawStats {
-    pub fn into_stats(self) -> StoreResult<PlayStats> {
-        Ok(PlayStats {
-            total_plays: count(self.plays)?,
-            completed_plays: count(self.completed)?,
-            listening_seconds: count(self.seconds)?,
-            unique_tracks: count(self.tracks)?,
-            first_played_at: self.first.map(timestamp).transpose()?,
-            last_played_at: self.last.map(timestamp).transpose()?,
-            top_tracks: self
-                .top
-                .into_iter()
-                .map(|(t, plays, seconds)| {
-                    Ok(TrackCount {
-                        track_id: TrackId::from_uuid(t),
-                        plays: count(plays)?,
-                        seconds: count(seconds)?,
-                    })
-                })
-                .collect::<StoreResult<_>>()?,
-            sources: self
-                .sources
-                .into_iter()
-                .map(|(source, plays)| {
-                    Ok(SourceCount {
-                        source,
-                        plays: count(plays)?,
-                    })
-                })
-                .collect::<StoreResult<_>>()?,
-            quarter_hours: self
-                .quarters
-                .into_iter()
-                .map(|(start, plays, seconds)| {
-                    Ok(QuarterHour {
-                        start: timestamp(start)?,
-                        plays: count(plays)?,
-                        seconds: count(seconds)?,
-                    })
-                })
-                .collect::<StoreResult<_>>()?,
-            liked_tracks: count(self.liked)?,
-        })
     }
 }

@@ -45,9 +45,15 @@ impl Served {
     /// Starts `serve` on a free port with the extra arguments, and waits until it accepts calls.
     pub async fn start(mut cmd: Command, extra: &[&str]) -> (Self, Channel) {
         let port = free_port();
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra);
+        Self::start_on(cmd, port).await
+    }
+
+    /// Starts `cmd` as it is (told by its own arguments or environment to listen on `port`), and
+    /// waits until it accepts calls there.
+    pub async fn start_on(mut cmd: Command, port: u16) -> (Self, Channel) {
         let mut child = cmd
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,27 +1,24 @@
-//! Platform-wide queries and erasures for the admin service. Unlike listener queries these span
-//! every user; each is either served by an index or bounded by partition pruning on `played_at`.
+//! Platform-wide queries, retention and erasures for the admin service. Unlike listener queries
+//! these span every user; each is either served by an index or bounded by partition pruning on
+//! `played_at`.
 use sqlx::{Postgres, QueryBuilder};
-use uuid::Uuid;
 
-use super::{PgStore, micros, to_pg};
+use super::PgStore;
 use crate::{
     domain::{
         ListenerCount, QuarterHour, TimeRange, Timestamp, TrackErasure, TrackId, TrackLikes,
         UserErasure, UserId,
     },
     store::{
-        StoreResult,
-        rows::{count, timestamp},
+        AdminStore, StoreResult,
+        admin::{ListenerRow, listeners, quarter_hours, track_erasure, track_likes},
+        rows::count,
     },
 };
 
-impl PgStore {
-    pub(super) async fn select_top_listeners(
-        &self,
-        range: TimeRange,
-        limit: u32,
-    ) -> StoreResult<Vec<ListenerCount>> {
-        let rows: Vec<(Uuid, i64, i64)> = if range == TimeRange::default() {
+impl AdminStore for PgStore {
+    async fn top_listeners(&self, range: TimeRange, limit: u32) -> StoreResult<Vec<ListenerCount>> {
+        let rows: Vec<ListenerRow> = if range == TimeRange::default() {
             // All time: one totals row per listener.
             sqlx::query_as(
                 "SELECT user_id, plays, seconds FROM user_stats
@@ -36,140 +33,143 @@ impl PgStore {
                 "SELECT user_id, count(*), sum(played_for_seconds)::int8 FROM plays WHERE true",
             );
             if let Some(since) = range.since {
-                sql.push(" AND played_at >= ").push_bind(to_pg(since));
+                sql.push(" AND played_at >= ").push_bind(since);
             }
             if let Some(until) = range.until {
-                sql.push(" AND played_at < ").push_bind(to_pg(until));
+                sql.push(" AND played_at < ").push_bind(until);
             }
             sql.push(" GROUP BY user_id ORDER BY 2 DESC, 3 DESC, user_id LIMIT ")
                 .push_bind(i64::from(limit));
             sql.build_query_as().fetch_all(&self.pool).await?
         };
-        rows.into_iter()
-            .map(|(user, plays, seconds)| {
-                Ok(ListenerCount {
-                    user_id: UserId::from_uuid(user),
-                    plays: count(plays)?,
-                    seconds: count(seconds)?,
-                })
-            })
-            .collect()
+        listeners(rows)
     }
 
-    pub(super) async fn select_most_liked(&self, limit: u32) -> StoreResult<Vec<TrackLikes>> {
-        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+    async fn most_liked_tracks(&self, limit: u32) -> StoreResult<Vec<TrackLikes>> {
+        let rows = sqlx::query_as(
             "SELECT track_id, count(*) FROM liked_tracks
              GROUP BY track_id ORDER BY 2 DESC, track_id LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(track, likes)| {
-                Ok(TrackLikes {
-                    track_id: TrackId::from_uuid(track),
-                    likes: count(likes)?,
-                })
-            })
-            .collect()
+        track_likes(rows)
     }
 
-    pub(super) async fn select_platform_quarters(
+    async fn platform_quarter_hours(
         &self,
         since: Timestamp,
         until: Timestamp,
     ) -> StoreResult<Vec<QuarterHour>> {
-        let rows: Vec<(time::OffsetDateTime, i64, i64)> = sqlx::query_as(
+        let rows = sqlx::query_as(
             "SELECT date_bin('15 minutes', played_at, timestamptz 'epoch') AS q, count(*),
                     sum(played_for_seconds)::int8
              FROM plays WHERE played_at >= $1 AND played_at < $2 GROUP BY q ORDER BY q",
         )
-        .bind(to_pg(since))
-        .bind(to_pg(until))
+        .bind(since)
+        .bind(until)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(start, plays, seconds)| {
-                Ok(QuarterHour {
-                    start: timestamp(micros(start)?)?,
-                    plays: count(plays)?,
-                    seconds: count(seconds)?,
-                })
-            })
-            .collect()
+        quarter_hours(rows)
+    }
+
+    /// Every partition that ends at or before `cutoff` is dropped whole (its plays taken out of
+    /// the aggregates first, by `library_drop_play_partition`); the plays before `cutoff` in the
+    /// one partition it cuts through are deleted row by row, which the delete trigger accounts
+    /// for. Each partition goes in its own transaction, so a failure part-way leaves every figure
+    /// right and a re-run finishes the job.
+    async fn purge_plays_before(&self, cutoff: Timestamp, dry_run: bool) -> StoreResult<u64> {
+        if dry_run {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plays WHERE played_at < $1")
+                .bind(cutoff)
+                .fetch_one(&self.pool)
+                .await?;
+            return count(n);
+        }
+        let whole: Vec<String> = sqlx::query_scalar(
+            "SELECT part::text FROM library_play_partitions WHERE upper_bound <= $1 ORDER BY upper_bound",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut deleted = 0u64;
+        for part in whole {
+            let mut tx = self.pool.begin().await?;
+            let n: i64 = sqlx::query_scalar("SELECT library_drop_play_partition($1::regclass)")
+                .bind(&part)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            self.forget_partitions();
+            tracing::info!(partition = %part, plays = n, "dropped a plays partition for retention");
+            deleted += count(n)?;
+        }
+        let rest = sqlx::query("DELETE FROM plays WHERE played_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted + rest.rows_affected())
     }
 
     /// One transaction: either every trace of the user goes, or none.
-    pub(super) async fn erase_user(&self, user: UserId) -> StoreResult<UserErasure> {
+    async fn delete_user_data(&self, user: UserId) -> StoreResult<UserErasure> {
         let mut tx = self.pool.begin().await?;
-        let id = user.as_uuid();
-        let plays = sqlx::query("DELETE FROM plays WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let likes = sqlx::query("DELETE FROM liked_tracks WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let requests = sqlx::query("DELETE FROM play_requests WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        // The delete trigger already emptied these; this makes sure nothing is left even if an
-        // aggregate row had drifted.
-        for statement in [
-            "DELETE FROM user_stats WHERE user_id = $1",
-            "DELETE FROM user_track_stats WHERE user_id = $1",
-            "DELETE FROM user_source_stats WHERE user_id = $1",
-            "DELETE FROM user_quarter_stats WHERE user_id = $1",
+        let mut erased = UserErasure::default();
+        for (statement, removed) in [
+            (
+                "DELETE FROM plays WHERE user_id = $1",
+                Some(&mut erased.plays),
+            ),
+            (
+                "DELETE FROM liked_tracks WHERE user_id = $1",
+                Some(&mut erased.likes),
+            ),
+            (
+                "DELETE FROM play_requests WHERE user_id = $1",
+                Some(&mut erased.requests),
+            ),
+            // The delete trigger already emptied these; this makes sure nothing is left even if
+            // an aggregate row had drifted.
+            ("DELETE FROM user_stats WHERE user_id = $1", None),
+            ("DELETE FROM user_track_stats WHERE user_id = $1", None),
+            ("DELETE FROM user_source_stats WHERE user_id = $1", None),
+            ("DELETE FROM user_quarter_stats WHERE user_id = $1", None),
         ] {
-            sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+            let done = sqlx::query(statement).bind(user).execute(&mut *tx).await?;
+            if let Some(removed) = removed {
+                *removed = done.rows_affected();
+            }
         }
         tx.commit().await?;
-        Ok(UserErasure {
-            plays,
-            likes,
-            requests,
-        })
+        Ok(erased)
     }
 
     /// The listeners who played the track are found through the per-track aggregates (indexed
     /// by track), so each of their plays is deleted through an index that starts with user_id.
-    pub(super) async fn erase_track(&self, track: TrackId) -> StoreResult<TrackErasure> {
+    async fn delete_track_data(&self, track: TrackId) -> StoreResult<TrackErasure> {
         let mut tx = self.pool.begin().await?;
-        let id = track.as_uuid();
-        let players: Vec<Uuid> =
+        let players: Vec<UserId> =
             sqlx::query_scalar("SELECT user_id FROM user_track_stats WHERE track_id = $1")
-                .bind(id)
+                .bind(track)
                 .fetch_all(&mut *tx)
                 .await?;
         let plays = sqlx::query("DELETE FROM plays WHERE user_id = ANY($1) AND track_id = $2")
             .bind(&players)
-            .bind(id)
+            .bind(track)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         sqlx::query("DELETE FROM play_requests WHERE user_id = ANY($1) AND track_id = $2")
             .bind(&players)
-            .bind(id)
+            .bind(track)
             .execute(&mut *tx)
             .await?;
-        let likers: Vec<Uuid> =
+        let likers: Vec<UserId> =
             sqlx::query_scalar("DELETE FROM liked_tracks WHERE track_id = $1 RETURNING user_id")
-                .bind(id)
+                .bind(track)
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
-        let mut users: Vec<Uuid> = players.into_iter().chain(likers.iter().copied()).collect();
-        users.sort_unstable();
-        users.dedup();
-        Ok(TrackErasure {
-            plays,
-            likes: likers.len() as u64,
-            users: users.len() as u64,
-        })
+        Ok(track_erasure(plays, &players, &likers))
     }
 }

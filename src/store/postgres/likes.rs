@@ -1,35 +1,16 @@
+//! One listener's liked tracks.
 use std::collections::HashSet;
 
 use sqlx::FromRow;
-use time::OffsetDateTime;
-use uuid::Uuid;
 
-use super::{PgStore, micros, to_pg};
+use super::PgStore;
 use crate::{
     domain::{LikePosition, LikedTrack, Notes, Timestamp, TrackId, UserId},
-    store::{LikeOutcome, LikedPage, StoreResult, rows},
+    store::{
+        LikeOutcome, LikeStore, LikedPage, StoreResult,
+        rows::{LikeRow, count, like_columns},
+    },
 };
-
-#[derive(FromRow)]
-struct LikeRow {
-    user_id: Uuid,
-    track_id: Uuid,
-    notes: String,
-    liked_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-}
-
-impl LikeRow {
-    fn into_liked(self) -> StoreResult<LikedTrack> {
-        rows::liked(
-            self.user_id,
-            self.track_id,
-            self.notes,
-            micros(self.liked_at)?,
-            micros(self.updated_at)?,
-        )
-    }
-}
 
 #[derive(FromRow)]
 struct UpsertRow {
@@ -38,8 +19,8 @@ struct UpsertRow {
     inserted: bool,
 }
 
-impl PgStore {
-    pub(super) async fn upsert_like(
+impl LikeStore for PgStore {
+    async fn like_track(
         &self,
         user: UserId,
         track: TrackId,
@@ -56,99 +37,87 @@ impl PgStore {
                    updated_at = CASE WHEN $3 IS NULL THEN l.updated_at ELSE EXCLUDED.updated_at END
              RETURNING l.user_id, l.track_id, l.notes, l.liked_at, l.updated_at, (l.xmax = 0) AS inserted",
         )
-        .bind(user.as_uuid())
-        .bind(track.as_uuid())
+        .bind(user)
+        .bind(track)
         .bind(notes.as_ref().map(Notes::as_str))
-        .bind(to_pg(now))
+        .bind(now)
         .fetch_one(&self.pool)
         .await?;
         Ok(LikeOutcome {
-            liked: row.like.into_liked()?,
+            liked: row.like.into(),
             already_liked: !row.inserted,
         })
     }
 
-    pub(super) async fn remove_like(&self, user: UserId, track: TrackId) -> StoreResult<bool> {
+    async fn unlike_track(&self, user: UserId, track: TrackId) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM liked_tracks WHERE user_id = $1 AND track_id = $2")
-            .bind(user.as_uuid())
-            .bind(track.as_uuid())
+            .bind(user)
+            .bind(track)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
-    pub(super) async fn set_notes(
+    async fn update_liked_track(
         &self,
         user: UserId,
         track: TrackId,
         notes: Notes,
         now: Timestamp,
     ) -> StoreResult<Option<LikedTrack>> {
-        let row: Option<LikeRow> = sqlx::query_as(
+        let row: Option<LikeRow> = sqlx::query_as(concat!(
             "UPDATE liked_tracks SET notes = $3, updated_at = $4 WHERE user_id = $1 AND track_id = $2
-             RETURNING user_id, track_id, notes, liked_at, updated_at",
-        )
-        .bind(user.as_uuid())
-        .bind(track.as_uuid())
+             RETURNING ",
+            like_columns!()
+        ))
+        .bind(user)
+        .bind(track)
         .bind(notes.as_str())
-        .bind(to_pg(now))
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(LikeRow::into_liked).transpose()
+        Ok(row.map(LikedTrack::from))
     }
 
-    pub(super) async fn select_likes(
+    async fn liked_tracks_page(
         &self,
         user: UserId,
         after: Option<LikePosition>,
         limit: u32,
     ) -> StoreResult<LikedPage> {
-        let (after_at, after_track) = match after {
-            Some(a) => (Some(to_pg(a.liked_at)), Some(a.track_id.as_uuid())),
-            None => (None, None),
-        };
-        let page: Vec<LikeRow> = sqlx::query_as(
-            "SELECT user_id, track_id, notes, liked_at, updated_at FROM liked_tracks
+        let page: Vec<LikeRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            like_columns!(),
+            " FROM liked_tracks
              WHERE user_id = $1 AND ($2::timestamptz IS NULL OR (liked_at, track_id) < ($2, $3))
-             ORDER BY liked_at DESC, track_id DESC LIMIT $4",
-        )
-        .bind(user.as_uuid())
-        .bind(after_at)
-        .bind(after_track)
+             ORDER BY liked_at DESC, track_id DESC LIMIT $4"
+        ))
+        .bind(user)
+        .bind(after.map(|a| a.liked_at))
+        .bind(after.map(|a| a.track_id))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM liked_tracks WHERE user_id = $1")
-            .bind(user.as_uuid())
+            .bind(user)
             .fetch_one(&self.pool)
             .await?;
         Ok(LikedPage {
-            tracks: page
-                .into_iter()
-                .map(LikeRow::into_liked)
-                .collect::<StoreResult<_>>()?,
-            total: rows::count(total)?,
+            tracks: page.into_iter().map(LikedTrack::from).collect(),
+            total: count(total)?,
         })
     }
 
-    pub(super) async fn select_liked(
-        &self,
-        user: UserId,
-        tracks: &[TrackId],
-    ) -> StoreResult<Vec<bool>> {
-        let ids: Vec<Uuid> = tracks.iter().map(TrackId::as_uuid).collect();
-        let liked: HashSet<Uuid> = sqlx::query_scalar(
+    async fn check_liked(&self, user: UserId, tracks: &[TrackId]) -> StoreResult<Vec<bool>> {
+        let liked: HashSet<TrackId> = sqlx::query_scalar(
             "SELECT track_id FROM liked_tracks WHERE user_id = $1 AND track_id = ANY($2)",
         )
-        .bind(user.as_uuid())
-        .bind(&ids)
+        .bind(user)
+        .bind(tracks)
         .fetch_all(&self.pool)
         .await?
         .into_iter()
         .collect();
-        Ok(tracks
-            .iter()
-            .map(|t| liked.contains(&t.as_uuid()))
-            .collect())
+        Ok(tracks.iter().map(|t| liked.contains(t)).collect())
     }
 }

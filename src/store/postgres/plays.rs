@@ -1,46 +1,27 @@
+//! Recording, listing and deleting one listener's plays.
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{FromRow, Postgres, QueryBuilder};
-use time::OffsetDateTime;
-use uuid::Uuid;
+use sqlx::{Postgres, QueryBuilder};
 
-use super::{PgStore, micros, to_pg};
+use super::PgStore;
 use crate::{
     domain::{
         HistoryOrder, HistoryQuery, NewPlay, Play, PlayId, PlayPosition, Recorded, Timestamp,
-        UserId,
+        TrackId, UserId,
     },
     store::{
-        StoreError, StoreResult,
-        rows::{PlayParts, count, new_play},
+        PlayStore, StoreError, StoreResult,
+        rows::{KeyedPlayRow, PlayRow, count, into_plays, new_play, play_columns},
     },
 };
-
-#[derive(FromRow, Clone)]
-struct PlayRow {
-    user_id: Uuid,
-    id: Uuid,
-    track_id: Uuid,
-    played_at: OffsetDateTime,
-    played_for_seconds: i32,
-    completed: bool,
-    source: String,
-}
-
-#[derive(FromRow)]
-struct KeyedPlayRow {
-    request_id: String,
-    #[sqlx(flatten)]
-    play: PlayRow,
-}
 
 /// A batch as columns, for `UNNEST`. A `request_id` repeated within the batch is sent once: the
 /// later items are duplicates of the first, which the second statement resolves.
 struct Batch {
     plays: Vec<Play>,
-    ids: Vec<Uuid>,
-    track_ids: Vec<Uuid>,
-    played_at: Vec<OffsetDateTime>,
+    ids: Vec<PlayId>,
+    track_ids: Vec<TrackId>,
+    played_at: Vec<Timestamp>,
     seconds: Vec<i32>,
     completed: Vec<bool>,
     sources: Vec<String>,
@@ -68,9 +49,10 @@ impl Batch {
                 batch.plays.push(play);
                 continue;
             }
-            batch.ids.push(play.id.as_uuid());
-            batch.track_ids.push(play.track_id.as_uuid());
-            batch.played_at.push(to_pg(play.played_at));
+            batch.ids.push(play.id);
+            batch.track_ids.push(play.track_id);
+            batch.played_at.push(play.played_at);
+            // At most MAX_PLAYED_FOR_SECONDS (86,400), which fits.
             batch.seconds.push(play.played_for_seconds as i32);
             batch.completed.push(play.completed);
             batch.sources.push(play.source.clone());
@@ -87,32 +69,65 @@ fn is_missing_partition(e: &sqlx::Error) -> bool {
         .is_some_and(|db| db.code().as_deref() == Some("23514") && db.constraint().is_none())
 }
 
-impl PlayRow {
-    fn into_play(self) -> StoreResult<Play> {
-        PlayParts {
-            user_id: self.user_id,
-            id: self.id,
-            track_id: self.track_id,
-            played_at_micros: micros(self.played_at)?,
-            played_for_seconds: i64::from(self.played_for_seconds),
-            completed: self.completed,
-            source: self.source,
-        }
-        .into_play()
+/// One statement stores a whole batch: the idempotency keys are claimed and the plays inserted
+/// from arrays (`UNNEST`), so 1000 plays cost one round trip, and the aggregate triggers run once
+/// per statement. A play whose key was already claimed (by an earlier call or a concurrent one,
+/// which `ON CONFLICT` waits for) is not inserted; a second statement then reads the first plays
+/// of those keys. The benchmark's baseline runs this same statement.
+pub const INSERT_PLAYS: &str = "WITH input AS (
+         SELECT * FROM UNNEST($2::uuid[], $3::uuid[], $4::timestamptz[], $5::int4[],
+                              $6::bool[], $7::text[], $8::text[])
+             AS t(id, track_id, played_at, played_for_seconds, completed, source, request_id)
+     ),
+     claimed AS (
+         INSERT INTO play_requests
+             (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed, source)
+         SELECT $1, request_id, id, track_id, played_at, played_for_seconds, completed, source
+         FROM input WHERE request_id IS NOT NULL
+         -- One order for every caller: concurrent batches sharing keys wait for each other
+         -- instead of deadlocking.
+         ORDER BY request_id
+         ON CONFLICT (user_id, request_id) DO NOTHING
+         RETURNING play_id
+     )
+     INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source)
+     SELECT $1, played_at, id, track_id, played_for_seconds, completed, source
+     FROM input WHERE request_id IS NULL OR id IN (SELECT play_id FROM claimed)
+     RETURNING id";
+
+impl PgStore {
+    async fn insert_batch(&self, user: UserId, batch: &Batch) -> Result<Vec<PlayId>, sqlx::Error> {
+        sqlx::query_scalar(INSERT_PLAYS)
+            .bind(user)
+            .bind(&batch.ids)
+            .bind(&batch.track_ids)
+            .bind(&batch.played_at)
+            .bind(&batch.seconds)
+            .bind(&batch.completed)
+            .bind(&batch.sources)
+            .bind(&batch.request_ids)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// The first plays recorded under these keys.
+    async fn first_plays(&self, user: UserId, keys: &[&str]) -> StoreResult<HashMap<String, Play>> {
+        let rows: Vec<KeyedPlayRow> = sqlx::query_as(
+            "SELECT request_id, user_id, play_id AS id, track_id, played_at, played_for_seconds, completed, source
+             FROM play_requests WHERE user_id = $1 AND request_id = ANY($2)",
+        )
+        .bind(user)
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.request_id, r.play.into_play()?)))
+            .collect()
     }
 }
 
-impl PgStore {
-    /// One statement stores the whole batch: the idempotency keys are claimed and the plays
-    /// inserted from arrays (`UNNEST`), so 1000 plays cost one round trip, and the aggregate
-    /// triggers run once per statement. A play whose key was already claimed (by an earlier call
-    /// or a concurrent one, which `ON CONFLICT` waits for) is not inserted; a second statement
-    /// then reads the first plays of those keys.
-    pub(super) async fn insert_plays(
-        &self,
-        user: UserId,
-        plays: Vec<NewPlay>,
-    ) -> StoreResult<Vec<Recorded>> {
+impl PlayStore for PgStore {
+    async fn record_plays(&self, user: UserId, plays: Vec<NewPlay>) -> StoreResult<Vec<Recorded>> {
         let batch = Batch::of(user, &plays);
         self.ensure_partitions(batch.played_at.iter().copied())
             .await?;
@@ -126,29 +141,27 @@ impl PgStore {
             }
             stored => stored?,
         };
-        let stored: HashSet<Uuid> = stored.into_iter().collect();
-        let mut results: Vec<Option<Recorded>> = batch
-            .plays
-            .into_iter()
-            .map(|play| {
-                stored.contains(&play.id.as_uuid()).then_some(Recorded {
-                    play,
-                    duplicate: false,
-                })
-            })
-            .collect();
+        let stored: HashSet<PlayId> = stored.into_iter().collect();
         let missing: Vec<&str> = plays
             .iter()
-            .zip(&results)
-            .filter(|(_, r)| r.is_none())
+            .zip(&batch.plays)
+            .filter(|(_, play)| !stored.contains(&play.id))
             .filter_map(|(p, _)| p.request_id.as_ref().map(|k| k.as_str()))
             .collect();
-        if !missing.is_empty() {
-            let firsts: Vec<(String, PlayRow)> = self.first_plays(user, &missing).await?;
-            let firsts: HashMap<String, PlayRow> = firsts.into_iter().collect();
-            for (p, result) in plays.iter().zip(results.iter_mut()) {
-                if result.is_some() {
-                    continue;
+        let firsts = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            self.first_plays(user, &missing).await?
+        };
+        plays
+            .iter()
+            .zip(batch.plays)
+            .map(|(p, play)| {
+                if stored.contains(&play.id) {
+                    return Ok(Recorded {
+                        play,
+                        duplicate: false,
+                    });
                 }
                 let first = p
                     .request_id
@@ -157,70 +170,15 @@ impl PgStore {
                     .ok_or_else(|| {
                         StoreError::Corrupt("a claimed request_id has no record".into())
                     })?;
-                *result = Some(Recorded {
-                    play: first.clone().into_play()?,
+                Ok(Recorded {
+                    play: first.clone(),
                     duplicate: true,
-                });
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.ok_or_else(|| StoreError::Corrupt("a play has no result".into())))
+                })
+            })
             .collect()
     }
 
-    async fn insert_batch(&self, user: UserId, batch: &Batch) -> Result<Vec<Uuid>, sqlx::Error> {
-        sqlx::query_scalar(
-            "WITH input AS (
-                 SELECT * FROM UNNEST($2::uuid[], $3::uuid[], $4::timestamptz[], $5::int4[],
-                                      $6::bool[], $7::text[], $8::text[])
-                     AS t(id, track_id, played_at, played_for_seconds, completed, source, request_id)
-             ),
-             claimed AS (
-                 INSERT INTO play_requests
-                     (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed, source)
-                 SELECT $1, request_id, id, track_id, played_at, played_for_seconds, completed, source
-                 FROM input WHERE request_id IS NOT NULL
-                 -- One order for every caller: concurrent batches sharing keys wait for each
-                 -- other instead of deadlocking.
-                 ORDER BY request_id
-                 ON CONFLICT (user_id, request_id) DO NOTHING
-                 RETURNING play_id
-             )
-             INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source)
-             SELECT $1, played_at, id, track_id, played_for_seconds, completed, source
-             FROM input WHERE request_id IS NULL OR id IN (SELECT play_id FROM claimed)
-             RETURNING id",
-        )
-        .bind(user.as_uuid())
-        .bind(&batch.ids)
-        .bind(&batch.track_ids)
-        .bind(&batch.played_at)
-        .bind(&batch.seconds)
-        .bind(&batch.completed)
-        .bind(&batch.sources)
-        .bind(&batch.request_ids)
-        .fetch_all(&self.pool)
-        .await
-    }
-
-    async fn first_plays(
-        &self,
-        user: UserId,
-        keys: &[&str],
-    ) -> StoreResult<Vec<(String, PlayRow)>> {
-        let rows: Vec<KeyedPlayRow> = sqlx::query_as(
-            "SELECT request_id, user_id, play_id AS id, track_id, played_at, played_for_seconds, completed, source
-             FROM play_requests WHERE user_id = $1 AND request_id = ANY($2)",
-        )
-        .bind(user.as_uuid())
-        .bind(keys)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.request_id, r.play)).collect())
-    }
-
-    pub(super) async fn select_history(
+    async fn history_page(
         &self,
         user: UserId,
         query: &HistoryQuery,
@@ -229,18 +187,20 @@ impl PgStore {
     ) -> StoreResult<Vec<Play>> {
         // Built per request so that each query carries only its own conditions and the planner
         // can range-scan the (user_id, played_at, id) key from the cursor on.
-        let mut sql = QueryBuilder::<Postgres>::new(
-            "SELECT user_id, id, track_id, played_at, played_for_seconds, completed, source FROM plays WHERE user_id = ",
-        );
-        sql.push_bind(user.as_uuid());
+        let mut sql = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            play_columns!(),
+            " FROM plays WHERE user_id = "
+        ));
+        sql.push_bind(user);
         if let Some(since) = query.since {
-            sql.push(" AND played_at >= ").push_bind(to_pg(since));
+            sql.push(" AND played_at >= ").push_bind(since);
         }
         if let Some(until) = query.until {
-            sql.push(" AND played_at < ").push_bind(to_pg(until));
+            sql.push(" AND played_at < ").push_bind(until);
         }
         if let Some(track) = query.track_id {
-            sql.push(" AND track_id = ").push_bind(track.as_uuid());
+            sql.push(" AND track_id = ").push_bind(track);
         }
         if let Some(source) = &query.source {
             sql.push(" AND source = ").push_bind(source.clone());
@@ -256,40 +216,39 @@ impl PgStore {
             // The plain comparison on played_at is implied by the row comparison, but only it lets
             // the planner skip the partitions on the far side of the cursor.
             sql.push(format_args!(" AND played_at {cmp}= "))
-                .push_bind(to_pg(after.played_at));
+                .push_bind(after.played_at);
             sql.push(format_args!(" AND (played_at, id) {cmp} ("))
-                .push_bind(to_pg(after.played_at))
+                .push_bind(after.played_at)
                 .push(", ")
-                .push_bind(after.id.as_uuid())
+                .push_bind(after.id)
                 .push(")");
         }
         sql.push(format_args!(" ORDER BY played_at {dir}, id {dir} LIMIT "))
             .push_bind(i64::from(limit));
         let rows: Vec<PlayRow> = sql.build_query_as().fetch_all(&self.pool).await?;
-        rows.into_iter().map(PlayRow::into_play).collect()
+        into_plays(rows)
     }
 
-    pub(super) async fn remove_play(&self, user: UserId, play: PlayId) -> StoreResult<bool> {
+    async fn delete_play(&self, user: UserId, play: PlayId) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM plays WHERE user_id = $1 AND id = $2")
-            .bind(user.as_uuid())
-            .bind(play.as_uuid())
+            .bind(user)
+            .bind(play)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
-    pub(super) async fn remove_history(
+    async fn clear_history(
         &self,
         user: UserId,
         before: Option<Timestamp>,
         dry_run: bool,
     ) -> StoreResult<u64> {
-        let before = before.map(to_pg);
         if dry_run {
             let n: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM plays WHERE user_id = $1 AND ($2::timestamptz IS NULL OR played_at < $2)",
             )
-            .bind(user.as_uuid())
+            .bind(user)
             .bind(before)
             .fetch_one(&self.pool)
             .await?;
@@ -298,39 +257,10 @@ impl PgStore {
         let done = sqlx::query(
             "DELETE FROM plays WHERE user_id = $1 AND ($2::timestamptz IS NULL OR played_at < $2)",
         )
-        .bind(user.as_uuid())
+        .bind(user)
         .bind(before)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
-    }
-}
-
-/// Idempotency records deleted per statement: each batch is a short transaction.
-const KEY_BATCH: i64 = 10_000;
-
-impl PgStore {
-    pub(super) async fn forget_keys(
-        &self,
-        played_before: Timestamp,
-        used_before: Timestamp,
-    ) -> StoreResult<u64> {
-        let mut forgotten = 0;
-        loop {
-            let done = sqlx::query(
-                "DELETE FROM play_requests WHERE ctid = ANY(ARRAY(
-                     SELECT ctid FROM play_requests
-                     WHERE played_at < $1 AND created_at < $2 LIMIT $3))",
-            )
-            .bind(to_pg(played_before))
-            .bind(to_pg(used_before))
-            .bind(KEY_BATCH)
-            .execute(&self.pool)
-            .await?;
-            forgotten += done.rows_affected();
-            if done.rows_affected() < KEY_BATCH as u64 {
-                return Ok(forgotten);
-            }
-        }
     }
 }

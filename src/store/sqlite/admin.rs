@@ -1,6 +1,6 @@
-//! Platform-wide queries and erasures for the admin service, as in the PostgreSQL store.
+//! Platform-wide queries, retention and erasures for the admin service, as in the PostgreSQL
+//! store.
 use sqlx::{QueryBuilder, Sqlite};
-use uuid::Uuid;
 
 use super::SqliteStore;
 use crate::{
@@ -9,18 +9,15 @@ use crate::{
         TrackId, TrackLikes, UserErasure, UserId,
     },
     store::{
-        StoreResult,
-        rows::{count, timestamp},
+        AdminStore, StoreResult,
+        admin::{ListenerRow, listeners, quarter_hours, track_erasure, track_likes},
+        rows::count,
     },
 };
 
-impl SqliteStore {
-    pub(super) async fn select_top_listeners(
-        &self,
-        range: TimeRange,
-        limit: u32,
-    ) -> StoreResult<Vec<ListenerCount>> {
-        let rows: Vec<(Uuid, i64, i64)> = if range == TimeRange::default() {
+impl AdminStore for SqliteStore {
+    async fn top_listeners(&self, range: TimeRange, limit: u32) -> StoreResult<Vec<ListenerCount>> {
+        let rows: Vec<ListenerRow> = if range == TimeRange::default() {
             sqlx::query_as(
                 "SELECT user_id, plays, seconds FROM user_stats
                  ORDER BY plays DESC, seconds DESC, user_id LIMIT ?",
@@ -33,137 +30,123 @@ impl SqliteStore {
                 "SELECT user_id, count(*), sum(played_for_seconds) FROM plays WHERE 1",
             );
             if let Some(since) = range.since {
-                sql.push(" AND played_at >= ").push_bind(since.as_micros());
+                sql.push(" AND played_at >= ").push_bind(since);
             }
             if let Some(until) = range.until {
-                sql.push(" AND played_at < ").push_bind(until.as_micros());
+                sql.push(" AND played_at < ").push_bind(until);
             }
             sql.push(" GROUP BY user_id ORDER BY 2 DESC, 3 DESC, user_id LIMIT ")
                 .push_bind(i64::from(limit));
             sql.build_query_as().fetch_all(&self.reader).await?
         };
-        rows.into_iter()
-            .map(|(user, plays, seconds)| {
-                Ok(ListenerCount {
-                    user_id: UserId::from_uuid(user),
-                    plays: count(plays)?,
-                    seconds: count(seconds)?,
-                })
-            })
-            .collect()
+        listeners(rows)
     }
 
-    pub(super) async fn select_most_liked(&self, limit: u32) -> StoreResult<Vec<TrackLikes>> {
-        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+    async fn most_liked_tracks(&self, limit: u32) -> StoreResult<Vec<TrackLikes>> {
+        let rows = sqlx::query_as(
             "SELECT track_id, count(*) FROM liked_tracks
              GROUP BY track_id ORDER BY 2 DESC, track_id LIMIT ?",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.into_iter()
-            .map(|(track, likes)| {
-                Ok(TrackLikes {
-                    track_id: TrackId::from_uuid(track),
-                    likes: count(likes)?,
-                })
-            })
-            .collect()
+        track_likes(rows)
     }
 
-    pub(super) async fn select_platform_quarters(
+    async fn platform_quarter_hours(
         &self,
         since: Timestamp,
         until: Timestamp,
     ) -> StoreResult<Vec<QuarterHour>> {
         // Floor division, written out: SQLite's % truncates toward zero.
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        let rows = sqlx::query_as(
             "SELECT played_at - (((played_at % ?1) + ?1) % ?1) AS start, count(*),
                     sum(played_for_seconds)
              FROM plays WHERE played_at >= ?2 AND played_at < ?3 GROUP BY start ORDER BY start",
         )
         .bind(QUARTER_HOUR_MICROS)
-        .bind(since.as_micros())
-        .bind(until.as_micros())
+        .bind(since)
+        .bind(until)
         .fetch_all(&self.reader)
         .await?;
-        rows.into_iter()
-            .map(|(start, plays, seconds)| {
-                Ok(QuarterHour {
-                    start: timestamp(start)?,
-                    plays: count(plays)?,
-                    seconds: count(seconds)?,
-                })
-            })
-            .collect()
+        quarter_hours(rows)
     }
 
-    pub(super) async fn erase_user(&self, user: UserId) -> StoreResult<UserErasure> {
+    /// In chunks, each its own write transaction; the delete trigger keeps the aggregates.
+    async fn purge_plays_before(&self, cutoff: Timestamp, dry_run: bool) -> StoreResult<u64> {
+        if dry_run {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plays WHERE played_at < ?")
+                .bind(cutoff)
+                .fetch_one(&self.reader)
+                .await?;
+            return count(n);
+        }
+        self.delete_in_chunks(
+            "DELETE FROM plays WHERE (user_id, played_at, id) IN
+               (SELECT user_id, played_at, id FROM plays WHERE played_at < ? LIMIT ?)",
+            |q| q.bind(cutoff),
+        )
+        .await
+    }
+
+    async fn delete_user_data(&self, user: UserId) -> StoreResult<UserErasure> {
         let mut tx = self.write().await?;
-        let id = user.as_uuid();
-        let mut removed = [0u64; 3];
-        for (i, statement) in [
-            "DELETE FROM plays WHERE user_id = ?",
-            "DELETE FROM liked_tracks WHERE user_id = ?",
-            "DELETE FROM play_requests WHERE user_id = ?",
+        let mut erased = UserErasure::default();
+        for (statement, removed) in [
+            (
+                "DELETE FROM plays WHERE user_id = ?",
+                Some(&mut erased.plays),
+            ),
+            (
+                "DELETE FROM liked_tracks WHERE user_id = ?",
+                Some(&mut erased.likes),
+            ),
+            (
+                "DELETE FROM play_requests WHERE user_id = ?",
+                Some(&mut erased.requests),
+            ),
             // Emptied by the delete trigger already; this leaves nothing even if a row drifted.
-            "DELETE FROM user_stats WHERE user_id = ?",
-            "DELETE FROM user_track_stats WHERE user_id = ?",
-            "DELETE FROM user_source_stats WHERE user_id = ?",
-            "DELETE FROM user_quarter_stats WHERE user_id = ?",
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let done = sqlx::query(statement).bind(id).execute(&mut *tx).await?;
-            if let Some(slot) = removed.get_mut(i) {
-                *slot = done.rows_affected();
+            ("DELETE FROM user_stats WHERE user_id = ?", None),
+            ("DELETE FROM user_track_stats WHERE user_id = ?", None),
+            ("DELETE FROM user_source_stats WHERE user_id = ?", None),
+            ("DELETE FROM user_quarter_stats WHERE user_id = ?", None),
+        ] {
+            let done = sqlx::query(statement).bind(user).execute(&mut *tx).await?;
+            if let Some(removed) = removed {
+                *removed = done.rows_affected();
             }
         }
         tx.commit().await?;
-        let [plays, likes, requests] = removed;
-        Ok(UserErasure {
-            plays,
-            likes,
-            requests,
-        })
+        Ok(erased)
     }
 
-    pub(super) async fn erase_track(&self, track: TrackId) -> StoreResult<TrackErasure> {
+    async fn delete_track_data(&self, track: TrackId) -> StoreResult<TrackErasure> {
         let mut tx = self.write().await?;
-        let id = track.as_uuid();
-        let players: Vec<Uuid> =
+        let players: Vec<UserId> =
             sqlx::query_scalar("SELECT user_id FROM user_track_stats WHERE track_id = ?")
-                .bind(id)
+                .bind(track)
                 .fetch_all(&mut *tx)
                 .await?;
         let mut plays = 0;
         for user in &players {
             plays += sqlx::query("DELETE FROM plays WHERE user_id = ? AND track_id = ?")
                 .bind(user)
-                .bind(id)
+                .bind(track)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
             sqlx::query("DELETE FROM play_requests WHERE user_id = ? AND track_id = ?")
                 .bind(user)
-                .bind(id)
+                .bind(track)
                 .execute(&mut *tx)
                 .await?;
         }
-        let likers: Vec<Uuid> =
+        let likers: Vec<UserId> =
             sqlx::query_scalar("DELETE FROM liked_tracks WHERE track_id = ? RETURNING user_id")
-                .bind(id)
+                .bind(track)
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
-        let mut users: Vec<Uuid> = players.into_iter().chain(likers.iter().copied()).collect();
-        users.sort_unstable();
-        users.dedup();
-        Ok(TrackErasure {
-            plays,
-            likes: likers.len() as u64,
-            users: users.len() as u64,
-        })
+        Ok(track_erasure(plays, &players, &likers))
     }
 }

@@ -1,98 +1,69 @@
+//! One listener's liked tracks.
 use std::collections::HashSet;
 
-use sqlx::{FromRow, QueryBuilder, Sqlite};
-use uuid::Uuid;
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
 use crate::{
     domain::{LikePosition, LikedTrack, Notes, Timestamp, TrackId, UserId},
-    store::{LikeOutcome, LikedPage, StoreResult, rows},
+    store::{
+        LikeOutcome, LikeStore, LikedPage, StoreResult,
+        rows::{LikeRow, count, like_columns},
+    },
 };
 
-#[derive(FromRow)]
-struct LikeRow {
-    user_id: Uuid,
-    track_id: Uuid,
-    notes: String,
-    liked_at: i64,
-    updated_at: i64,
-}
-
-impl LikeRow {
-    fn into_liked(self) -> StoreResult<LikedTrack> {
-        rows::liked(
-            self.user_id,
-            self.track_id,
-            self.notes,
-            self.liked_at,
-            self.updated_at,
-        )
-    }
-}
-
-impl SqliteStore {
-    pub(super) async fn upsert_like(
+impl LikeStore for SqliteStore {
+    async fn like_track(
         &self,
         user: UserId,
         track: TrackId,
         notes: Option<Notes>,
         now: Timestamp,
     ) -> StoreResult<LikeOutcome> {
+        // The single writer serializes likes, so a read then a write cannot race. The upsert
+        // keeps liked_at, and notes unless new ones are given; `already_liked` is read first.
         let mut tx = self.write().await?;
-        let existing: Option<LikeRow> =
-            sqlx::query_as("SELECT user_id, track_id, notes, liked_at, updated_at FROM liked_tracks WHERE user_id = ? AND track_id = ?")
-                .bind(user.as_uuid())
-                .bind(track.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let already_liked = existing.is_some();
-        let row: LikeRow = match (existing, notes) {
-            (Some(row), None) => row,
-            (Some(_), Some(notes)) => {
-                sqlx::query_as(
-                    "UPDATE liked_tracks SET notes = ?, updated_at = ? WHERE user_id = ? AND track_id = ?
-                     RETURNING user_id, track_id, notes, liked_at, updated_at",
-                )
-                .bind(notes.as_str())
-                .bind(now.as_micros())
-                .bind(user.as_uuid())
-                .bind(track.as_uuid())
-                .fetch_one(&mut *tx)
-                .await?
-            }
-            (None, notes) => {
-                sqlx::query_as(
-                    "INSERT INTO liked_tracks (user_id, track_id, notes, liked_at, updated_at) VALUES (?, ?, ?, ?, ?)
-                     RETURNING user_id, track_id, notes, liked_at, updated_at",
-                )
-                .bind(user.as_uuid())
-                .bind(track.as_uuid())
-                .bind(notes.as_ref().map_or("", Notes::as_str))
-                .bind(now.as_micros())
-                .bind(now.as_micros())
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
+        let already_liked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM liked_tracks WHERE user_id = ? AND track_id = ?)",
+        )
+        .bind(user)
+        .bind(track)
+        .fetch_one(&mut *tx)
+        .await?;
+        let row: LikeRow = sqlx::query_as(concat!(
+            "INSERT INTO liked_tracks (user_id, track_id, notes, liked_at, updated_at)
+             VALUES (?1, ?2, COALESCE(?3, ''), ?4, ?4)
+             ON CONFLICT (user_id, track_id) DO UPDATE
+               SET notes = COALESCE(?3, notes),
+                   updated_at = CASE WHEN ?3 IS NULL THEN updated_at ELSE excluded.updated_at END
+             RETURNING ",
+            like_columns!()
+        ))
+        .bind(user)
+        .bind(track)
+        .bind(notes.as_ref().map(Notes::as_str))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(LikeOutcome {
-            liked: row.into_liked()?,
+            liked: row.into(),
             already_liked,
         })
     }
 
-    pub(super) async fn remove_like(&self, user: UserId, track: TrackId) -> StoreResult<bool> {
+    async fn unlike_track(&self, user: UserId, track: TrackId) -> StoreResult<bool> {
         let mut tx = self.write().await?;
         let done = sqlx::query("DELETE FROM liked_tracks WHERE user_id = ? AND track_id = ?")
-            .bind(user.as_uuid())
-            .bind(track.as_uuid())
+            .bind(user)
+            .bind(track)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
-    pub(super) async fn set_notes(
+    async fn update_liked_track(
         &self,
         user: UserId,
         track: TrackId,
@@ -100,75 +71,68 @@ impl SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Option<LikedTrack>> {
         let mut tx = self.write().await?;
-        let row: Option<LikeRow> = sqlx::query_as(
+        let row: Option<LikeRow> = sqlx::query_as(concat!(
             "UPDATE liked_tracks SET notes = ?, updated_at = ? WHERE user_id = ? AND track_id = ?
-             RETURNING user_id, track_id, notes, liked_at, updated_at",
-        )
+             RETURNING ",
+            like_columns!()
+        ))
         .bind(notes.as_str())
-        .bind(now.as_micros())
-        .bind(user.as_uuid())
-        .bind(track.as_uuid())
+        .bind(now)
+        .bind(user)
+        .bind(track)
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        row.map(LikeRow::into_liked).transpose()
+        Ok(row.map(LikedTrack::from))
     }
 
-    pub(super) async fn select_likes(
+    async fn liked_tracks_page(
         &self,
         user: UserId,
         after: Option<LikePosition>,
         limit: u32,
     ) -> StoreResult<LikedPage> {
-        let mut sql = QueryBuilder::<Sqlite>::new(
-            "SELECT user_id, track_id, notes, liked_at, updated_at FROM liked_tracks WHERE user_id = ",
-        );
-        sql.push_bind(user.as_uuid());
+        let mut sql = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            like_columns!(),
+            " FROM liked_tracks WHERE user_id = "
+        ));
+        sql.push_bind(user);
         if let Some(after) = after {
             sql.push(" AND (liked_at, track_id) < (")
-                .push_bind(after.liked_at.as_micros())
+                .push_bind(after.liked_at)
                 .push(", ")
-                .push_bind(after.track_id.as_uuid())
+                .push_bind(after.track_id)
                 .push(")");
         }
         sql.push(" ORDER BY liked_at DESC, track_id DESC LIMIT ")
             .push_bind(i64::from(limit));
         let page: Vec<LikeRow> = sql.build_query_as().fetch_all(&self.reader).await?;
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM liked_tracks WHERE user_id = ?")
-            .bind(user.as_uuid())
+            .bind(user)
             .fetch_one(&self.reader)
             .await?;
         Ok(LikedPage {
-            tracks: page
-                .into_iter()
-                .map(LikeRow::into_liked)
-                .collect::<StoreResult<_>>()?,
-            total: rows::count(total)?,
+            tracks: page.into_iter().map(LikedTrack::from).collect(),
+            total: count(total)?,
         })
     }
 
-    pub(super) async fn select_liked(
-        &self,
-        user: UserId,
-        tracks: &[TrackId],
-    ) -> StoreResult<Vec<bool>> {
+    async fn check_liked(&self, user: UserId, tracks: &[TrackId]) -> StoreResult<Vec<bool>> {
         let mut sql =
             QueryBuilder::<Sqlite>::new("SELECT track_id FROM liked_tracks WHERE user_id = ");
-        sql.push_bind(user.as_uuid()).push(" AND track_id IN (");
+        sql.push_bind(user).push(" AND track_id IN (");
         let mut ids = sql.separated(", ");
         for t in tracks {
-            ids.push_bind(t.as_uuid());
+            ids.push_bind(*t);
         }
         sql.push(")");
-        let liked: HashSet<Uuid> = sql
+        let liked: HashSet<TrackId> = sql
             .build_query_scalar()
             .fetch_all(&self.reader)
             .await?
             .into_iter()
             .collect();
-        Ok(tracks
-            .iter()
-            .map(|t| liked.contains(&t.as_uuid()))
-            .collect())
+        Ok(tracks.iter().map(|t| liked.contains(t)).collect())
     }
 }

@@ -9,12 +9,8 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{LikeOutcome, LikedPage, PoolStatus, Store, StoreError, StoreResult, rows::count};
-use crate::domain::{
-    HistoryQuery, LikePosition, LikedTrack, ListenerCount, NewPlay, Notes, Play, PlayId,
-    PlayPosition, PlayStats, QuarterHour, Recorded, TimeRange, Timestamp, TrackErasure, TrackId,
-    TrackLikes, UserErasure, UserId,
-};
+use super::{PoolStatus, StoreError, StoreResult, Upkeep, rows::count};
+use crate::domain::Timestamp;
 
 mod admin;
 mod likes;
@@ -22,6 +18,10 @@ mod plays;
 mod stats;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Rows deleted per write transaction by retention: the single writer is released between
+/// chunks, so listeners' writes are never held up for a whole purge.
+const CHUNK: i64 = 10_000;
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -73,11 +73,9 @@ impl SqliteStore {
         if !has_table {
             return Ok(None);
         }
-        let applied: Vec<i64> = sqlx::query_scalar(
-            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version DESC LIMIT 2",
-        )
-        .fetch_all(&self.writer)
-        .await?;
+        let applied: Vec<i64> = sqlx::query_scalar(super::database::APPLIED_MIGRATIONS)
+            .fetch_all(&self.writer)
+            .await?;
         let Some(&last) = applied.first() else {
             return Ok(None);
         };
@@ -92,9 +90,33 @@ impl SqliteStore {
     async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+
+    /// Runs `statement` (which binds its arguments with `bind`, and deletes at most `CHUNK` rows)
+    /// in write transactions of its own until it deletes fewer than `CHUNK`; the total deleted.
+    async fn delete_in_chunks(
+        &self,
+        statement: &'static str,
+        bind: impl Fn(
+            sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>,
+        ) -> sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> StoreResult<u64> {
+        let mut deleted = 0;
+        loop {
+            let mut tx = self.write().await?;
+            let done = bind(sqlx::query(statement))
+                .bind(CHUNK)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            deleted += done.rows_affected();
+            if done.rows_affected() < CHUNK as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
 }
 
-impl Store for SqliteStore {
+impl Upkeep for SqliteStore {
     async fn housekeeping(&self) -> StoreResult<()> {
         Ok(())
     }
@@ -123,113 +145,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn record_plays(&self, user: UserId, plays: Vec<NewPlay>) -> StoreResult<Vec<Recorded>> {
-        self.insert_plays(user, plays).await
-    }
-
-    async fn history_page(
-        &self,
-        user: UserId,
-        query: &HistoryQuery,
-        after: Option<PlayPosition>,
-        limit: u32,
-    ) -> StoreResult<Vec<Play>> {
-        self.select_history(user, query, after, limit).await
-    }
-
-    async fn delete_play(&self, user: UserId, play: PlayId) -> StoreResult<bool> {
-        self.remove_play(user, play).await
-    }
-
-    async fn clear_history(
-        &self,
-        user: UserId,
-        before: Option<Timestamp>,
-        dry_run: bool,
-    ) -> StoreResult<u64> {
-        self.remove_history(user, before, dry_run).await
-    }
-
-    async fn purge_plays_before(&self, cutoff: Timestamp, dry_run: bool) -> StoreResult<u64> {
-        self.purge_before(cutoff, dry_run).await
-    }
-
     async fn forget_request_ids(
         &self,
         played_before: Timestamp,
         used_before: Timestamp,
     ) -> StoreResult<u64> {
-        self.forget_keys(played_before, used_before).await
-    }
-
-    async fn like_track(
-        &self,
-        user: UserId,
-        track: TrackId,
-        notes: Option<Notes>,
-        now: Timestamp,
-    ) -> StoreResult<LikeOutcome> {
-        self.upsert_like(user, track, notes, now).await
-    }
-
-    async fn unlike_track(&self, user: UserId, track: TrackId) -> StoreResult<bool> {
-        self.remove_like(user, track).await
-    }
-
-    async fn update_liked_track(
-        &self,
-        user: UserId,
-        track: TrackId,
-        notes: Notes,
-        now: Timestamp,
-    ) -> StoreResult<Option<LikedTrack>> {
-        self.set_notes(user, track, notes, now).await
-    }
-
-    async fn liked_tracks_page(
-        &self,
-        user: UserId,
-        after: Option<LikePosition>,
-        limit: u32,
-    ) -> StoreResult<LikedPage> {
-        self.select_likes(user, after, limit).await
-    }
-
-    async fn check_liked(&self, user: UserId, tracks: &[TrackId]) -> StoreResult<Vec<bool>> {
-        self.select_liked(user, tracks).await
-    }
-
-    async fn play_stats(
-        &self,
-        user: UserId,
-        range: TimeRange,
-        top_tracks: u32,
-        buckets: TimeRange,
-    ) -> StoreResult<PlayStats> {
-        self.compute_stats(user, range, top_tracks, buckets).await
-    }
-
-    async fn top_listeners(&self, range: TimeRange, limit: u32) -> StoreResult<Vec<ListenerCount>> {
-        self.select_top_listeners(range, limit).await
-    }
-
-    async fn most_liked_tracks(&self, limit: u32) -> StoreResult<Vec<TrackLikes>> {
-        self.select_most_liked(limit).await
-    }
-
-    async fn platform_quarter_hours(
-        &self,
-        since: Timestamp,
-        until: Timestamp,
-    ) -> StoreResult<Vec<QuarterHour>> {
-        self.select_platform_quarters(since, until).await
-    }
-
-    async fn delete_user_data(&self, user: UserId) -> StoreResult<UserErasure> {
-        self.erase_user(user).await
-    }
-
-    async fn delete_track_data(&self, track: TrackId) -> StoreResult<TrackErasure> {
-        self.erase_track(track).await
+        self.delete_in_chunks(
+            "DELETE FROM play_requests WHERE (user_id, request_id) IN
+               (SELECT user_id, request_id FROM play_requests
+                WHERE played_at < ? AND created_at < ? LIMIT ?)",
+            |q| q.bind(played_before).bind(used_before),
+        )
+        .await
     }
 }
