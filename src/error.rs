@@ -31,6 +31,10 @@ pub enum ApiError {
     /// A broken invariant of ours; the detail goes to the log only.
     #[error("{0}")]
     Internal(String),
+    /// A status the transport already decided (a client stream that broke, a server shutting
+    /// down), passed on as it is.
+    #[error("{0}")]
+    Status(#[from] Status),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -114,6 +118,7 @@ impl From<ApiError> for Status {
                 tracing::error!(error = %detail, "internal error");
                 Status::internal("internal error")
             }
+            ApiError::Status(status) => status,
         }
     }
 }

@@ -14,10 +14,13 @@ use std::{
 
 use library_service::{
     config::{LimitArgs, ServeArgs},
-    pb::{self, library_service_client::LibraryServiceClient},
+    pb::{
+        self, library_admin_service_client::LibraryAdminServiceClient,
+        library_service_client::LibraryServiceClient,
+    },
 };
 use support::{
-    app::{AUDIENCE, ISSUER, SECRET, TestApp, now_secs, session_token, with_token},
+    app::{AUDIENCE, ISSUER, SECRET, TestApp, now_secs, service_token, session_token, with_token},
     cluster::Cluster,
     db::{self, TestDb},
     process::{Served, binary, free_port, run},
@@ -449,6 +452,51 @@ async fn json_logs_have_one_line_per_call_and_never_the_token() {
     assert!(call["latency_ms"].is_number());
     assert!(!logs.contains(&token), "the token is never logged");
     assert!(!logs.contains(SECRET), "the secret is never logged");
+}
+
+/// A handler's own log line (here the admin audit line) sits in the call's span: an operator
+/// searching for a trace id or a caller finds every line of that call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_log_line_of_a_call_carries_its_method_caller_and_trace_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = service_in(dir.path());
+    cmd.args(["--log-format", "json"]);
+    let (served, channel) = Served::start(cmd, &[]).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut request = with_token(
+        pb::PurgeHistoryRequest {
+            before: Some(prost_types::Timestamp {
+                seconds: now_secs() - 10 * DAY,
+                nanos: 0,
+            }),
+            dry_run: true,
+        },
+        &service_token("ops-console", "library:admin"),
+    );
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace}-00f067aa0ba902b7-01")
+            .parse()
+            .expect("ascii"),
+    );
+    LibraryAdminServiceClient::new(channel)
+        .purge_history(request)
+        .await
+        .expect("a dry run");
+    served.sigterm();
+    let (status, logs) = served.wait();
+    assert!(status.success());
+    let audit: serde_json::Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "purged history")
+        .unwrap_or_else(|| panic!("no audit line in {logs}"));
+    let span = &audit["span"];
+    assert_eq!(span["name"], "call", "{audit}");
+    assert_eq!(span["service"], "audiohm.library.v1.LibraryAdminService");
+    assert_eq!(span["method"], "PurgeHistory");
+    assert_eq!(span["caller"], "ops-console");
+    assert_eq!(span["trace_id"], trace);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,11 +16,11 @@ pub struct Principal {
     pub scopes: Option<Vec<String>>,
 }
 
+/// What a call does to the library it acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Read,
     Write,
-    Admin,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -68,28 +68,37 @@ impl Principal {
         UserId::parse(&self.subject).ok()
     }
 
+    /// Admin calls are not about one library: they need the `library:admin` scope, which a
+    /// session token never has.
+    pub fn authorize_admin(&self) -> Result<(), Denied> {
+        match &self.scopes {
+            None => Err(Denied::PermissionDenied(
+                "a session token cannot use admin calls".into(),
+            )),
+            Some(_) if self.has_scope(SCOPE_ADMIN) => Ok(()),
+            Some(_) => Err(Denied::PermissionDenied(format!(
+                "admin calls need the {SCOPE_ADMIN} scope"
+            ))),
+        }
+    }
+
     /// Decides whose library a call acts on: `requested` (the request's user_id) or, when it is
-    /// `None`, the caller. Admin calls are not about one library: they need `library:admin` and
-    /// return `requested` or the caller's own id.
+    /// `None`, the caller.
     pub fn authorize(&self, requested: Option<UserId>, access: Access) -> Result<UserId, Denied> {
         let own = self.own_id();
         let Some(_) = &self.scopes else {
             // Session token: the listener's own library, read and write, nothing else.
-            return match (access, requested, own) {
-                (Access::Admin, _, _) => Err(Denied::PermissionDenied(
-                    "a session token cannot use admin calls".into(),
-                )),
-                (_, Some(r), Some(o)) if r != o => Err(Denied::PermissionDenied(
+            return match (requested, own) {
+                (Some(r), Some(o)) if r != o => Err(Denied::PermissionDenied(
                     "a listener may only access their own library".into(),
                 )),
-                (_, _, Some(o)) => Ok(o),
-                (_, _, None) => Err(Denied::UserRequired),
+                (_, Some(o)) => Ok(o),
+                (_, None) => Err(Denied::UserRequired),
             };
         };
         let needed = match access {
             Access::Read => SCOPE_READ,
             Access::Write => SCOPE_WRITE,
-            Access::Admin => SCOPE_ADMIN,
         };
         if !self.has_scope(needed) {
             return Err(Denied::PermissionDenied(format!(
@@ -97,7 +106,7 @@ impl Principal {
             )));
         }
         let target = requested.or(own).ok_or(Denied::UserRequired)?;
-        if access != Access::Admin && Some(target) != own && !self.has_scope(SCOPE_ANY_USER) {
+        if Some(target) != own && !self.has_scope(SCOPE_ANY_USER) {
             return Err(Denied::PermissionDenied(format!(
                 "acting on another user's library needs the {SCOPE_ANY_USER} scope"
             )));

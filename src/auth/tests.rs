@@ -364,7 +364,7 @@ fn a_session_token_reaches_only_its_own_library() {
         Err(Denied::PermissionDenied(_))
     ));
     assert!(matches!(
-        p.authorize(None, Access::Admin),
+        p.authorize_admin(),
         Err(Denied::PermissionDenied(_))
     ));
 }
@@ -400,7 +400,11 @@ fn scopes_decide_reads_writes_and_other_users() {
     ));
 
     let admin = principal("ops", Some(SCOPE_ADMIN));
-    assert!(admin.authorize(Some(other), Access::Admin).is_ok());
+    assert!(admin.authorize_admin().is_ok());
+    assert!(matches!(
+        reader.authorize_admin(),
+        Err(Denied::PermissionDenied(_))
+    ));
     assert!(matches!(
         admin.authorize(Some(other), Access::Read),
         Err(Denied::PermissionDenied(_))

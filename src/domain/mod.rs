@@ -15,12 +15,19 @@ pub use admin::{
 };
 pub use cursor::{HistoryCursor, LikesPageToken};
 pub use ids::{PlayId, TrackId, UserId};
-pub use likes::{LikePosition, LikedTrack};
-pub use play::{HistoryOrder, HistoryQuery, NewPlay, NewPlayInput, Play, PlayPosition, Recorded};
+pub use likes::{
+    DEFAULT_LIKES_PAGE_SIZE, LikePosition, LikedTrack, MAX_CHECKED_TRACKS, MAX_LIKES_PAGE_SIZE,
+    likes_page_size,
+};
+pub use play::{
+    HistoryOrder, HistoryQuery, MAX_PLAYS_PER_CALL, NewPlay, NewPlayInput, Play, PlayPosition,
+    Recorded,
+};
 pub use stats::{
-    DEFAULT_DAILY_DAYS, DailyWindow, DayActivity, MAX_DAILY_DAYS, PlayStats, QUARTER_HOUR_MICROS,
-    QuarterHour, QuarterSplit, SourceCount, TimeRange, TrackCount, daily_activity, daily_window,
-    last_days_window, parse_time_zone, split_quarters,
+    DEFAULT_DAILY_DAYS, DEFAULT_TOP_TRACKS, DailyWindow, DayActivity, MAX_DAILY_DAYS,
+    MAX_TOP_TRACKS, PlayStats, QUARTER_HOUR_MICROS, QuarterHour, QuarterSplit, SourceCount,
+    TimeRange, TrackCount, daily_activity, daily_window, last_days_window, parse_time_zone,
+    split_quarters, top_tracks_limit,
 };
 pub use text::{Notes, PlaySource, RequestId};
 pub use time::{MAX_PLAYED_FOR_SECONDS, Timestamp};

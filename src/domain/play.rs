@@ -80,6 +80,9 @@ pub struct NewPlayInput<'a> {
     pub request_id: &'a str,
 }
 
+/// Most plays one RecordPlays call, or one ImportHistory message, may carry.
+pub const MAX_PLAYS_PER_CALL: usize = 1000;
+
 /// How far ahead of the server's clock a play may be dated: clients' clocks drift.
 pub const MAX_FUTURE_SKEW_SECONDS: i64 = 5 * 60;
 /// Plays dated before this are refused as absurd: 2000-01-01T00:00:00Z.

@@ -160,6 +160,60 @@ pub fn daily_activity(
     days
 }
 
+pub const QUARTER_HOUR_MICROS: i64 = 900_000_000;
+
+/// A bounded range cut along UTC quarter hours: the whole quarter hours inside it, which the
+/// aggregates answer, and at most two partial quarter hours at its ends, which need the plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarterSplit {
+    pub whole: Option<(Timestamp, Timestamp)>,
+    pub head: Option<(Timestamp, Timestamp)>,
+    pub tail: Option<(Timestamp, Timestamp)>,
+}
+
+pub fn split_quarters(since: Timestamp, until: Timestamp) -> QuarterSplit {
+    let (s, u) = (since.as_micros(), until.as_micros());
+    let up = s.div_euclid(QUARTER_HOUR_MICROS) * QUARTER_HOUR_MICROS;
+    let first_whole = if up == s { s } else { up + QUARTER_HOUR_MICROS };
+    let last_whole = u.div_euclid(QUARTER_HOUR_MICROS) * QUARTER_HOUR_MICROS;
+    let ts = |m: i64| Timestamp::from_micros(m).unwrap_or(since);
+    let part = |a: i64, b: i64| (a < b).then(|| (ts(a), ts(b)));
+    if s >= u {
+        return QuarterSplit {
+            whole: None,
+            head: None,
+            tail: None,
+        };
+    }
+    if first_whole >= last_whole {
+        // No whole quarter hour inside: at most the two pieces around one boundary.
+        let mid = first_whole.min(u);
+        return QuarterSplit {
+            whole: None,
+            head: part(s, mid),
+            tail: part(mid, u),
+        };
+    }
+    QuarterSplit {
+        whole: part(first_whole, last_whole),
+        head: part(s, first_whole),
+        tail: part(last_whole, u),
+    }
+}
+
+pub const DEFAULT_TOP_TRACKS: u32 = 10;
+pub const MAX_TOP_TRACKS: u32 = 100;
+
+/// The number of top tracks a GetLibraryStats asks for: 0 means the default; above the maximum
+/// is refused (the client would otherwise silently get fewer than it asked).
+pub fn top_tracks_limit(requested: u32) -> Result<u32, String> {
+    match requested {
+        0 => Ok(DEFAULT_TOP_TRACKS),
+        n if n <= MAX_TOP_TRACKS => Ok(n),
+        _ => Err(format!("must be at most {MAX_TOP_TRACKS}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,47 +282,6 @@ mod tests {
     fn unknown_zones_are_refused() {
         assert!(parse_time_zone("Mars/Olympus_Mons").is_err());
         assert!(parse_time_zone("Asia/Kolkata").is_ok());
-    }
-}
-
-pub const QUARTER_HOUR_MICROS: i64 = 900_000_000;
-
-/// A bounded range cut along UTC quarter hours: the whole quarter hours inside it, which the
-/// aggregates answer, and at most two partial quarter hours at its ends, which need the plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuarterSplit {
-    pub whole: Option<(Timestamp, Timestamp)>,
-    pub head: Option<(Timestamp, Timestamp)>,
-    pub tail: Option<(Timestamp, Timestamp)>,
-}
-
-pub fn split_quarters(since: Timestamp, until: Timestamp) -> QuarterSplit {
-    let (s, u) = (since.as_micros(), until.as_micros());
-    let up = s.div_euclid(QUARTER_HOUR_MICROS) * QUARTER_HOUR_MICROS;
-    let first_whole = if up == s { s } else { up + QUARTER_HOUR_MICROS };
-    let last_whole = u.div_euclid(QUARTER_HOUR_MICROS) * QUARTER_HOUR_MICROS;
-    let ts = |m: i64| Timestamp::from_micros(m).unwrap_or(since);
-    let part = |a: i64, b: i64| (a < b).then(|| (ts(a), ts(b)));
-    if s >= u {
-        return QuarterSplit {
-            whole: None,
-            head: None,
-            tail: None,
-        };
-    }
-    if first_whole >= last_whole {
-        // No whole quarter hour inside: at most the two pieces around one boundary.
-        let mid = first_whole.min(u);
-        return QuarterSplit {
-            whole: None,
-            head: part(s, mid),
-            tail: part(mid, u),
-        };
-    }
-    QuarterSplit {
-        whole: part(first_whole, last_whole),
-        head: part(s, first_whole),
-        tail: part(last_whole, u),
     }
 }
 

@@ -1,13 +1,13 @@
 //! What one call carries between the outer layer that observes it and the interceptor that
-//! authenticates it: the layer runs first and knows the path and arrival time; the interceptor
-//! learns the caller and the rate-limit decision, which the layer then logs and returns as
-//! `ratelimit-*` metadata.
+//! authenticates it: the layer runs first and knows the RPC, the arrival time and the call's
+//! span; the interceptor learns the caller and the rate-limit decision, which the layer then logs
+//! and returns as `ratelimit-*` metadata.
 use std::{
     sync::{Arc, Mutex},
     time::Instant,
 };
 
-use super::limits::RateInfo;
+use super::{limits::RateInfo, rpc::Rpc};
 
 #[derive(Default)]
 struct Learned {
@@ -17,16 +17,20 @@ struct Learned {
 
 #[derive(Clone)]
 pub struct CallContext {
-    pub path: Arc<str>,
+    /// `None` for a path this server does not serve.
+    pub rpc: Option<Rpc>,
     pub arrived: Instant,
+    /// The call's span: every log line of the call is inside it.
+    pub span: tracing::Span,
     learned: Arc<Mutex<Learned>>,
 }
 
 impl CallContext {
-    pub fn new(path: &str) -> Self {
+    pub fn new(rpc: Option<Rpc>, span: tracing::Span) -> Self {
         Self {
-            path: path.into(),
+            rpc,
             arrived: Instant::now(),
+            span,
             learned: Arc::default(),
         }
     }
@@ -36,7 +40,9 @@ impl CallContext {
         f(&mut learned)
     }
 
+    /// Records the verified subject, also on the call's span.
     pub fn set_caller(&self, subject: &str) {
+        self.span.record("caller", subject);
         self.with(|l| l.caller = Some(subject.to_string()));
     }
 

@@ -2,19 +2,15 @@
 //! import of any size runs in the memory of one batch.
 use std::collections::HashMap;
 
-use tonic::{Status, Streaming};
+use tonic::Streaming;
 
 use super::{
-    LibraryApi,
-    convert::authorize,
-    drain::shutting_down,
-    limits::too_many_streams,
-    plays::{MAX_BATCH, input_of},
+    LibraryApi, convert::authorize, drain::shutting_down, limits::too_many_streams, plays::input_of,
 };
 use crate::{
     auth::{Access, Principal},
-    domain::{NewPlay, RequestId, Timestamp, UserId},
-    error::ApiError,
+    domain::{MAX_PLAYS_PER_CALL, NewPlay, RequestId, Timestamp, UserId},
+    error::{ApiError, ApiResult},
     pb,
     store::Store,
 };
@@ -56,99 +52,91 @@ fn natural_key(play: &NewPlay) -> Option<RequestId> {
     RequestId::parse_optional(&key).ok().flatten()
 }
 
-impl<S: Store> LibraryApi<S> {
-    pub(super) async fn import_history(
-        &self,
-        caller: &Principal,
-        mut stream: Streaming<pb::ImportHistoryRequest>,
-    ) -> Result<pb::ImportHistorySummary, Status> {
-        let _slot = self
-            .limits
-            .open_stream(&caller.subject)
-            .ok_or_else(too_many_streams)?;
-        let mut listener: Option<(String, UserId)> = None;
-        let mut summary = pb::ImportHistorySummary::default();
-        let mut rejections = Rejections::default();
-        loop {
-            // Each batch is committed as it comes, so ending here at shutdown loses nothing: a
-            // re-run stores only what is missing.
-            let next = tokio::select! {
-                next = stream.message() => next?,
-                () = self.drain.clone().ended() => return Err(shutting_down()),
-            };
-            let Some(message) = next else { break };
-            let user = match &listener {
-                None => {
-                    let user = authorize(caller, &message.user_id, Access::Write)?;
-                    listener = Some((message.user_id.clone(), user));
-                    user
-                }
-                Some((first, user)) => {
-                    if !message.user_id.is_empty() && message.user_id != *first {
-                        return Err(ApiError::invalid(
-                            "user_id",
-                            "must be the same on every message of the stream",
-                        )
-                        .into());
-                    }
-                    *user
-                }
-            };
-            if message.plays.is_empty() || message.plays.len() > MAX_BATCH {
-                return Err(ApiError::invalid(
-                    "plays",
-                    format!("each message carries 1 to {MAX_BATCH} plays"),
-                )
-                .into());
+pub(super) async fn import<S: Store>(
+    api: &LibraryApi<S>,
+    caller: Principal,
+    mut stream: Streaming<pb::ImportHistoryRequest>,
+) -> ApiResult<pb::ImportHistorySummary> {
+    let _slot = api
+        .limits
+        .open_stream(&caller.subject)
+        .ok_or_else(too_many_streams)?;
+    let mut listener: Option<(String, UserId)> = None;
+    let mut summary = pb::ImportHistorySummary::default();
+    let mut rejections = Rejections::default();
+    loop {
+        // Each batch is committed as it comes, so ending here at shutdown loses nothing: a
+        // re-run stores only what is missing.
+        let next = tokio::select! {
+            next = stream.message() => next?,
+            () = api.drain.clone().ended() => return Err(shutting_down().into()),
+        };
+        let Some(message) = next else { break };
+        let user = match &listener {
+            None => {
+                let user = authorize(&caller, &message.user_id, Access::Write)?;
+                listener = Some((message.user_id.clone(), user));
+                user
             }
-            let now = Timestamp::now();
-            let mut valid = Vec::with_capacity(message.plays.len());
-            for item in &message.plays {
-                let position = summary.received_count;
-                summary.received_count += 1;
-                if item.played_at.is_none() {
-                    rejections.add("played_at: is required for an import".into(), position);
-                    continue;
+            Some((first, user)) => {
+                if !message.user_id.is_empty() && message.user_id != *first {
+                    return Err(ApiError::invalid(
+                        "user_id",
+                        "must be the same on every message of the stream",
+                    ));
                 }
-                match NewPlay::parse(input_of(item), now) {
-                    Ok(mut play) => {
-                        if play.request_id.is_none() {
-                            play.request_id = natural_key(&play);
-                        }
-                        valid.push(play);
-                    }
-                    Err(violations) => {
-                        for v in violations {
-                            rejections.add(format!("{}: {}", v.field, v.description), position);
-                        }
-                    }
-                }
+                *user
             }
-            if valid.is_empty() {
+        };
+        if message.plays.is_empty() || message.plays.len() > MAX_PLAYS_PER_CALL {
+            return Err(ApiError::invalid(
+                "plays",
+                format!("each message carries 1 to {MAX_PLAYS_PER_CALL} plays"),
+            ));
+        }
+        let now = Timestamp::now();
+        let mut valid = Vec::with_capacity(message.plays.len());
+        for item in &message.plays {
+            let position = summary.received_count;
+            summary.received_count += 1;
+            if item.played_at.is_none() {
+                rejections.add("played_at: is required for an import".into(), position);
                 continue;
             }
-            let recorded = self
-                .store
-                .record_plays(user, valid)
-                .await
-                .map_err(ApiError::from)?;
-            let fresh = recorded.iter().filter(|r| !r.duplicate).count() as u64;
-            metrics::counter!("library_plays_recorded_total").increment(fresh);
-            for r in recorded {
-                if r.duplicate {
-                    summary.duplicate_count += 1;
-                } else {
-                    summary.imported_count += 1;
+            match NewPlay::parse(input_of(item), now) {
+                Ok(mut play) => {
+                    if play.request_id.is_none() {
+                        play.request_id = natural_key(&play);
+                    }
+                    valid.push(play);
+                }
+                Err(violations) => {
+                    for v in violations {
+                        rejections.add(format!("{}: {}", v.field, v.description), position);
+                    }
                 }
             }
         }
-        if listener.is_none() {
-            // An empty import still needs a caller allowed to write.
-            authorize(caller, "", Access::Write)?;
+        if valid.is_empty() {
+            continue;
         }
-        summary.rejected_count =
-            summary.received_count - summary.imported_count - summary.duplicate_count;
-        summary.rejections = rejections.into_proto();
-        Ok(summary)
+        let recorded = api.store.record_plays(user, valid).await?;
+        let fresh = recorded.iter().filter(|r| !r.duplicate).count() as u64;
+        metrics::counter!("library_plays_recorded_total").increment(fresh);
+        for r in recorded {
+            if r.duplicate {
+                summary.duplicate_count += 1;
+            } else {
+                summary.imported_count += 1;
+            }
+        }
     }
+    if listener.is_none() {
+        // An empty import still needs a caller allowed to write.
+        authorize(&caller, "", Access::Write)?;
+    }
+    summary.rejected_count =
+        summary.received_count - summary.imported_count - summary.duplicate_count;
+    summary.rejections = rejections.into_proto();
+    Ok(summary)
 }

@@ -2,13 +2,9 @@ use std::{sync::Arc, time::Duration};
 
 use tonic::{Request, Status, metadata::MetadataMap, service::Interceptor};
 
-use super::{
-    context::CallContext,
-    gate::DatabaseGate,
-    limits::{CallClass, Limits},
-};
+use super::{context::CallContext, gate::DatabaseGate, limits::Limits};
 use crate::{
-    auth::{Authenticator, Principal},
+    auth::Authenticator,
     error::{ApiError, database_unavailable},
 };
 
@@ -47,8 +43,18 @@ fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
 
 impl Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let context = request.extensions().get::<CallContext>().cloned();
-        if let (Some(context), Some(timeout)) = (&context, client_timeout(request.metadata())) {
+        // The observing layer classifies every call; without its context the call's quota is
+        // unknown, and an unknown quota is a refusal, never a pass.
+        let Some(context) = request.extensions().get::<CallContext>().cloned() else {
+            return Err(ApiError::Internal(
+                "a call reached the API without its call context".into(),
+            )
+            .into());
+        };
+        let Some(class) = context.rpc.and_then(|rpc| rpc.class()) else {
+            return Err(Status::unimplemented("no such method"));
+        };
+        if let Some(timeout) = client_timeout(request.metadata()) {
             // Queued past its deadline: the client has given up, so do no work for it.
             if context.arrived.elapsed() >= timeout {
                 return Err(Status::deadline_exceeded(
@@ -76,22 +82,20 @@ impl Interceptor for AuthInterceptor {
             .auth
             .verify(token)
             .map_err(|e| Status::from(ApiError::from(e)))?;
-        if let Some(context) = &context {
-            context.set_caller(&principal.subject);
-            match self.limits.check(&principal, CallClass::of(&context.path)) {
-                Ok(rate) => context.set_rate(rate),
-                Err(limited) => {
-                    context.set_rate(limited.info);
-                    return Err(ApiError::ResourceExhausted {
-                        message: format!(
-                            "rate limit of {} calls per minute reached; retry in {} ms",
-                            limited.info.limit,
-                            limited.retry_after.as_millis()
-                        ),
-                        retry_after: limited.retry_after,
-                    }
-                    .into());
+        context.set_caller(&principal.subject);
+        match self.limits.check(&principal, class) {
+            Ok(rate) => context.set_rate(rate),
+            Err(limited) => {
+                context.set_rate(limited.info);
+                return Err(ApiError::ResourceExhausted {
+                    message: format!(
+                        "rate limit of {} calls per minute reached; retry in {} ms",
+                        limited.info.limit,
+                        limited.retry_after.as_millis()
+                    ),
+                    retry_after: limited.retry_after,
                 }
+                .into());
             }
         }
         if self.gate.is_down() {
@@ -102,11 +106,56 @@ impl Interceptor for AuthInterceptor {
     }
 }
 
-/// The caller, as the interceptor verified it.
-pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
-    request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or_else(|| Status::unauthenticated("missing credentials"))
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+    use crate::{auth::AuthConfig, grpc::Rpc};
+
+    fn interceptor() -> AuthInterceptor {
+        let auth = Authenticator::from_config(&AuthConfig {
+            hs256_secret: Some("unit-test-secret-unit-test-secret".into()),
+            ..AuthConfig::default()
+        })
+        .expect("a key");
+        let limits = Limits::new(crate::config::LimitArgs::default().settings());
+        AuthInterceptor::new(auth, limits, DatabaseGate::default())
+    }
+
+    fn request(context: Option<CallContext>) -> Request<()> {
+        let mut request = Request::new(());
+        request.metadata_mut().insert(
+            "authorization",
+            "Bearer not-a-token".parse().expect("ascii"),
+        );
+        if let Some(context) = context {
+            request.extensions_mut().insert(context);
+        }
+        request
+    }
+
+    #[test]
+    fn a_call_the_outer_layer_did_not_classify_is_refused() {
+        let refused = interceptor().call(request(None)).expect_err("refused");
+        assert_eq!(refused.code(), Code::Internal);
+    }
+
+    #[test]
+    fn a_method_outside_the_rpc_table_is_refused_before_authentication() {
+        let context = CallContext::new(None, tracing::Span::none());
+        let refused = interceptor()
+            .call(request(Some(context)))
+            .expect_err("refused");
+        assert_eq!(refused.code(), Code::Unimplemented);
+    }
+
+    #[test]
+    fn a_classified_call_goes_on_to_authentication() {
+        let context = CallContext::new(Some(Rpc::RecordPlay), tracing::Span::none());
+        let refused = interceptor()
+            .call(request(Some(context)))
+            .expect_err("a bad token");
+        assert_eq!(refused.code(), Code::Unauthenticated);
+    }
 }

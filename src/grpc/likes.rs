@@ -5,15 +5,13 @@ use super::{
 };
 use crate::{
     auth::{Access, Principal},
-    domain::{LikesPageToken, Notes, Timestamp, TrackId, Violation},
+    domain::{
+        LikesPageToken, MAX_CHECKED_TRACKS, Notes, Timestamp, TrackId, Violation, likes_page_size,
+    },
     error::{ApiError, ApiResult},
     pb,
     store::Store,
 };
-
-pub const DEFAULT_PAGE_SIZE: u32 = 50;
-pub const MAX_PAGE_SIZE: u32 = 500;
-pub const MAX_CHECKED_TRACKS: usize = 500;
 
 fn track(id: &str) -> ApiResult<TrackId> {
     TrackId::parse(id).map_err(|why| ApiError::invalid("track_id", why))
@@ -23,127 +21,121 @@ fn notes(text: &str) -> ApiResult<Notes> {
     Notes::parse(text).map_err(|why| ApiError::invalid("notes", why))
 }
 
-impl<S: Store> LibraryApi<S> {
-    pub(super) async fn like_track(
-        &self,
-        caller: &Principal,
-        r: pb::LikeTrackRequest,
-    ) -> ApiResult<pb::LikeTrackResponse> {
-        let user = authorize(caller, &r.user_id, Access::Write)?;
-        let track = track(&r.track_id)?;
-        let notes = r.notes.as_deref().map(notes).transpose()?;
-        let outcome = self
-            .store
-            .like_track(user, track, notes, Timestamp::now())
-            .await?;
-        if !outcome.already_liked {
-            metrics::counter!("library_likes_added_total").increment(1);
-        }
-        Ok(pb::LikeTrackResponse {
-            liked_track: Some(liked_to_proto(outcome.liked)),
-            already_liked: outcome.already_liked,
-        })
+pub(super) async fn like<S: Store>(
+    api: &LibraryApi<S>,
+    caller: Principal,
+    r: pb::LikeTrackRequest,
+) -> ApiResult<pb::LikeTrackResponse> {
+    let user = authorize(&caller, &r.user_id, Access::Write)?;
+    let track = track(&r.track_id)?;
+    let notes = r.notes.as_deref().map(notes).transpose()?;
+    let outcome = api
+        .store
+        .like_track(user, track, notes, Timestamp::now())
+        .await?;
+    if !outcome.already_liked {
+        metrics::counter!("library_likes_added_total").increment(1);
     }
+    Ok(pb::LikeTrackResponse {
+        liked_track: Some(liked_to_proto(outcome.liked)),
+        already_liked: outcome.already_liked,
+    })
+}
 
-    pub(super) async fn unlike_track(
-        &self,
-        caller: &Principal,
-        r: pb::UnlikeTrackRequest,
-    ) -> ApiResult<pb::UnlikeTrackResponse> {
-        let user = authorize(caller, &r.user_id, Access::Write)?;
-        let track = track(&r.track_id)?;
-        let was_liked = self.store.unlike_track(user, track).await?;
-        if was_liked {
-            metrics::counter!("library_likes_removed_total").increment(1);
-        }
-        Ok(pb::UnlikeTrackResponse { was_liked })
+pub(super) async fn unlike<S: Store>(
+    api: &LibraryApi<S>,
+    caller: Principal,
+    r: pb::UnlikeTrackRequest,
+) -> ApiResult<pb::UnlikeTrackResponse> {
+    let user = authorize(&caller, &r.user_id, Access::Write)?;
+    let track = track(&r.track_id)?;
+    let was_liked = api.store.unlike_track(user, track).await?;
+    if was_liked {
+        metrics::counter!("library_likes_removed_total").increment(1);
     }
+    Ok(pb::UnlikeTrackResponse { was_liked })
+}
 
-    pub(super) async fn update_liked_track(
-        &self,
-        caller: &Principal,
-        r: pb::UpdateLikedTrackRequest,
-    ) -> ApiResult<pb::LikedTrack> {
-        let user = authorize(caller, &r.user_id, Access::Write)?;
-        let track = track(&r.track_id)?;
-        let notes = notes(&r.notes)?;
-        match self
-            .store
-            .update_liked_track(user, track, notes, Timestamp::now())
-            .await?
-        {
-            Some(liked) => Ok(liked_to_proto(liked)),
-            None => Err(ApiError::NotFound(format!("track {track} is not liked"))),
-        }
+pub(super) async fn change_notes<S: Store>(
+    api: &LibraryApi<S>,
+    caller: Principal,
+    r: pb::UpdateLikedTrackRequest,
+) -> ApiResult<pb::LikedTrack> {
+    let user = authorize(&caller, &r.user_id, Access::Write)?;
+    let track = track(&r.track_id)?;
+    let notes = notes(&r.notes)?;
+    match api
+        .store
+        .update_liked_track(user, track, notes, Timestamp::now())
+        .await?
+    {
+        Some(liked) => Ok(liked_to_proto(liked)),
+        None => Err(ApiError::NotFound(format!("track {track} is not liked"))),
     }
+}
 
-    pub(super) async fn list_liked_tracks(
-        &self,
-        caller: &Principal,
-        r: pb::ListLikedTracksRequest,
-    ) -> ApiResult<pb::ListLikedTracksResponse> {
-        let user = authorize(caller, &r.user_id, Access::Read)?;
-        // AIP-158: a page size above the maximum is coerced, not refused.
-        let page_size = match r.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        };
-        let after = match r.page_token.as_str() {
-            "" => None,
-            token => Some(
-                LikesPageToken::decode(token, user)
-                    .map_err(|why| ApiError::invalid("page_token", format!("page token {why}")))?,
-            ),
-        };
-        // One extra row tells whether another page follows without a second query.
-        let mut page = self
-            .store
-            .liked_tracks_page(user, after, page_size + 1)
-            .await?;
-        let next_page_token = if page.tracks.len() > page_size as usize {
-            page.tracks.truncate(page_size as usize);
-            page.tracks
-                .last()
-                .map(|l| LikesPageToken::encode(user, l.position()))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(pb::ListLikedTracksResponse {
-            liked_tracks: page.tracks.into_iter().map(liked_to_proto).collect(),
-            next_page_token,
-            total_size: page.total,
-        })
-    }
+pub(super) async fn page_of_likes<S: Store>(
+    api: &LibraryApi<S>,
+    caller: Principal,
+    r: pb::ListLikedTracksRequest,
+) -> ApiResult<pb::ListLikedTracksResponse> {
+    let user = authorize(&caller, &r.user_id, Access::Read)?;
+    let page_size = likes_page_size(r.page_size);
+    let after = match r.page_token.as_str() {
+        "" => None,
+        token => Some(
+            LikesPageToken::decode(token, user)
+                .map_err(|why| ApiError::invalid("page_token", format!("page token {why}")))?,
+        ),
+    };
+    // One extra row tells whether another page follows without a second query.
+    let mut page = api
+        .store
+        .liked_tracks_page(user, after, page_size + 1)
+        .await?;
+    let next_page_token = if page.tracks.len() > page_size as usize {
+        page.tracks.truncate(page_size as usize);
+        page.tracks
+            .last()
+            .map(|l| LikesPageToken::encode(user, l.position()))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(pb::ListLikedTracksResponse {
+        liked_tracks: page.tracks.into_iter().map(liked_to_proto).collect(),
+        next_page_token,
+        total_size: page.total,
+    })
+}
 
-    pub(super) async fn check_liked_tracks(
-        &self,
-        caller: &Principal,
-        r: pb::CheckLikedTracksRequest,
-    ) -> ApiResult<pb::CheckLikedTracksResponse> {
-        let user = authorize(caller, &r.user_id, Access::Read)?;
-        if r.track_ids.len() > MAX_CHECKED_TRACKS {
-            return Err(ApiError::invalid(
-                "track_ids",
-                format!("at most {MAX_CHECKED_TRACKS} track ids per call"),
-            ));
-        }
-        let mut bad = Vec::new();
-        let mut tracks = Vec::with_capacity(r.track_ids.len());
-        for (i, id) in r.track_ids.iter().enumerate() {
-            match TrackId::parse(id) {
-                Ok(t) => tracks.push(t),
-                Err(why) => bad.push(Violation::new(format!("track_ids[{i}]"), why)),
-            }
-        }
-        if !bad.is_empty() {
-            return Err(ApiError::InvalidArgument(bad));
-        }
-        let liked = if tracks.is_empty() {
-            Vec::new()
-        } else {
-            self.store.check_liked(user, &tracks).await?
-        };
-        Ok(pb::CheckLikedTracksResponse { liked })
+pub(super) async fn hearts<S: Store>(
+    api: &LibraryApi<S>,
+    caller: Principal,
+    r: pb::CheckLikedTracksRequest,
+) -> ApiResult<pb::CheckLikedTracksResponse> {
+    let user = authorize(&caller, &r.user_id, Access::Read)?;
+    if r.track_ids.len() > MAX_CHECKED_TRACKS {
+        return Err(ApiError::invalid(
+            "track_ids",
+            format!("at most {MAX_CHECKED_TRACKS} track ids per call"),
+        ));
     }
+    let mut bad = Vec::new();
+    let mut tracks = Vec::with_capacity(r.track_ids.len());
+    for (i, id) in r.track_ids.iter().enumerate() {
+        match TrackId::parse(id) {
+            Ok(t) => tracks.push(t),
+            Err(why) => bad.push(Violation::new(format!("track_ids[{i}]"), why)),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(ApiError::InvalidArgument(bad));
+    }
+    let liked = if tracks.is_empty() {
+        Vec::new()
+    } else {
+        api.store.check_liked(user, &tracks).await?
+    };
+    Ok(pb::CheckLikedTracksResponse { liked })
 }

@@ -16,41 +16,8 @@ use governor::{
     state::keyed::DefaultKeyedStateStore,
 };
 
+use super::rpc::CallClass;
 use crate::auth::{Principal, SCOPE_ANY_USER};
-
-/// Classes of calls, each with its own quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallClass {
-    Read,
-    Write,
-    Stream,
-    Admin,
-}
-
-impl CallClass {
-    /// The class of a gRPC path `/package.Service/Method`.
-    pub fn of(path: &str) -> Self {
-        let method = path.rsplit('/').next().unwrap_or_default();
-        if path.contains("LibraryAdminService/") {
-            return Self::Admin;
-        }
-        match method {
-            "ListHistory" | "ImportHistory" => Self::Stream,
-            "RecordPlay" | "RecordPlays" | "DeletePlay" | "ClearHistory" | "LikeTrack"
-            | "UnlikeTrack" | "UpdateLikedTrack" => Self::Write,
-            _ => Self::Read,
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Self::Read => 0,
-            Self::Write => 1,
-            Self::Stream => 2,
-            Self::Admin => 3,
-        }
-    }
-}
 
 /// Calls per minute per caller for each class, and the caps on open streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,10 +72,18 @@ impl Tier {
     }
 }
 
+/// A listener's and a service's tier of one class.
+struct Pair {
+    listener: Tier,
+    service: Tier,
+}
+
 pub struct Limits {
     settings: LimitSettings,
-    /// Indexed by class, listeners then services.
-    tiers: Vec<[Tier; 2]>,
+    read: Pair,
+    write: Pair,
+    stream: Pair,
+    admin: Pair,
     clock: DefaultClock,
     streams: Mutex<StreamCounts>,
 }
@@ -122,35 +97,37 @@ struct StreamCounts {
 impl Limits {
     pub fn new(settings: LimitSettings) -> Arc<Self> {
         let m = settings.service_multiplier.max(1);
-        let tier = |per_minute: u32| {
-            [
-                Tier::new(per_minute),
-                Tier::new(per_minute.saturating_mul(m)),
-            ]
+        let pair = |per_minute: u32| Pair {
+            listener: Tier::new(per_minute),
+            service: Tier::new(per_minute.saturating_mul(m)),
         };
-        let tiers = vec![
-            tier(settings.reads_per_minute),
-            tier(settings.writes_per_minute),
-            tier(settings.streams_per_minute),
-            tier(settings.admin_per_minute),
-        ];
         Arc::new(Self {
+            read: pair(settings.reads_per_minute),
+            write: pair(settings.writes_per_minute),
+            stream: pair(settings.streams_per_minute),
+            admin: pair(settings.admin_per_minute),
             settings,
-            tiers,
             clock: DefaultClock::default(),
             streams: Mutex::default(),
         })
     }
 
+    fn pairs(&self) -> [&Pair; 4] {
+        [&self.read, &self.write, &self.stream, &self.admin]
+    }
+
     /// Counts one call of `class` against the caller's quota.
     pub fn check(&self, caller: &Principal, class: CallClass) -> Result<RateInfo, RateLimited> {
-        let service = usize::from(caller.has_scope(SCOPE_ANY_USER));
-        let Some(tier) = self.tiers.get(class.index()).and_then(|t| t.get(service)) else {
-            return Ok(RateInfo {
-                limit: 0,
-                remaining: 0,
-                reset_seconds: 0,
-            });
+        let pair = match class {
+            CallClass::Read => &self.read,
+            CallClass::Write => &self.write,
+            CallClass::Stream => &self.stream,
+            CallClass::Admin => &self.admin,
+        };
+        let tier = if caller.has_scope(SCOPE_ANY_USER) {
+            &pair.service
+        } else {
+            &pair.listener
         };
         match tier.limiter.check_key(&caller.subject) {
             Ok(snapshot) => {
@@ -178,8 +155,8 @@ impl Limits {
     /// Forgets callers that have been idle long enough to have their whole quota back, so the
     /// limiter's memory follows the active callers, not every caller ever seen.
     pub fn forget_idle(&self) {
-        for tiers in &self.tiers {
-            for tier in tiers {
+        for pair in self.pairs() {
+            for tier in [&pair.listener, &pair.service] {
                 tier.limiter.retain_recent();
                 tier.limiter.shrink_to_fit();
             }
@@ -243,18 +220,6 @@ mod tests {
             subject: subject.into(),
             scopes: scope.map(|s| vec![s.to_string()]),
         }
-    }
-
-    #[test]
-    fn paths_fall_into_their_class() {
-        let p = |m: &str| format!("/audiohm.library.v1.LibraryService/{m}");
-        assert_eq!(CallClass::of(&p("ListHistory")), CallClass::Stream);
-        assert_eq!(CallClass::of(&p("RecordPlays")), CallClass::Write);
-        assert_eq!(CallClass::of(&p("GetLibraryStats")), CallClass::Read);
-        assert_eq!(
-            CallClass::of("/audiohm.library.v1.LibraryAdminService/PurgeHistory"),
-            CallClass::Admin
-        );
     }
 
     /// The served defaults.

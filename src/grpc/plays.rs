@@ -1,6 +1,7 @@
 //! Recording, listing and deleting plays.
 use tokio::sync::mpsc;
 use tonic::Status;
+use tracing::Instrument;
 
 use super::{
     LibraryApi,
@@ -13,16 +14,14 @@ use super::{
 use crate::{
     auth::{Access, Principal},
     domain::{
-        HistoryCursor, HistoryOrder, HistoryQuery, NewPlay, NewPlayInput, PlayId, PlaySource,
-        Recorded, Timestamp, TrackId,
+        HistoryCursor, HistoryOrder, HistoryQuery, MAX_PLAYS_PER_CALL, NewPlay, NewPlayInput,
+        PlayId, PlaySource, Recorded, Timestamp, TrackId,
     },
     error::{ApiError, ApiResult},
     pb,
     store::Store,
 };
 
-/// Most plays one RecordPlays call may carry.
-pub const MAX_BATCH: usize = 1000;
 /// Plays fetched per keyset page while streaming: large enough to amortise the round trip, small
 /// enough that a page is never a memory concern.
 const STREAM_PAGE: u32 = 2000;
@@ -51,152 +50,152 @@ pub(super) fn input_of(p: &pb::NewPlay) -> NewPlayInput<'_> {
     }
 }
 
-impl<S: Store> LibraryApi<S> {
-    pub(super) async fn record_play(
-        &self,
-        caller: &Principal,
-        r: pb::RecordPlayRequest,
-    ) -> ApiResult<pb::RecordPlayResponse> {
-        let user = authorize(caller, &r.user_id, Access::Write)?;
-        let item = pb::NewPlay {
-            track_id: r.track_id,
-            played_for_seconds: r.played_for_seconds,
-            completed: r.completed,
-            source: r.source,
-            played_at: r.played_at,
-            request_id: r.request_id,
-        };
-        let play =
-            NewPlay::parse(input_of(&item), Timestamp::now()).map_err(ApiError::InvalidArgument)?;
-        let recorded = self.store.record_plays(user, vec![play]).await?;
-        let first = recorded
-            .into_iter()
-            .next()
-            .ok_or_else(|| ApiError::Internal("store returned no result for one play".into()))?;
-        if !first.duplicate {
-            metrics::counter!("library_plays_recorded_total").increment(1);
-        }
-        Ok(recorded_to_proto(first))
+pub(super) async fn record_one<S: Store>(
+    api: &LibraryApi<S>,
+    caller: Principal,
+    r: pb::RecordPlayRequest,
+) -> ApiResult<pb::RecordPlayResponse> {
+    let user = authorize(&caller, &r.user_id, Access::Write)?;
+    let item = pb::NewPlay {
+        track_id: r.track_id,
+        played_for_seconds: r.played_for_seconds,
+        completed: r.completed,
+        source: r.source,
+        played_at: r.played_at,
+        request_id: r.request_id,
+    };
+    let play =
+        NewPlay::parse(input_of(&item), Timestamp::now()).map_err(ApiError::InvalidArgument)?;
+    let recorded = api.store.record_plays(user, vec![play]).await?;
+    let first = recorded
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("store returned no result for one play".into()))?;
+    if !first.duplicate {
+        metrics::counter!("library_plays_recorded_total").increment(1);
     }
+    Ok(recorded_to_proto(first))
+}
 
-    pub(super) async fn record_plays(
-        &self,
-        caller: &Principal,
-        r: pb::RecordPlaysRequest,
-    ) -> ApiResult<pb::RecordPlaysResponse> {
-        let user = authorize(caller, &r.user_id, Access::Write)?;
-        if r.plays.is_empty() {
-            return Err(ApiError::invalid("plays", "at least one play is required"));
-        }
-        if r.plays.len() > MAX_BATCH {
-            return Err(ApiError::invalid(
-                "plays",
-                format!("at most {MAX_BATCH} plays per call"),
-            ));
-        }
-        let now = Timestamp::now();
-        let mut results: Vec<pb::RecordPlayResult> = Vec::with_capacity(r.plays.len());
-        let mut valid = Vec::new();
-        let mut valid_index = Vec::new();
-        for (i, item) in r.plays.iter().enumerate() {
-            let mut result = pb::RecordPlayResult {
-                index: i as u32,
-                ..Default::default()
-            };
-            match NewPlay::parse(input_of(item), now) {
-                Ok(play) => {
-                    valid.push(play);
-                    valid_index.push(i);
-                }
-                Err(bad) => {
-                    result.violations = prefixed(&format!("plays[{i}]."), bad)
-                        .into_iter()
-                        .map(|v| pb::FieldViolation {
-                            field: v.field,
-                            description: v.description,
-                        })
-                        .collect();
-                }
-            }
-            results.push(result);
-        }
-        let stored = if valid.is_empty() {
-            Vec::new()
-        } else {
-            self.store.record_plays(user, valid).await?
-        };
-        for (i, recorded) in valid_index.into_iter().zip(stored) {
-            results[i].duplicate = recorded.duplicate;
-            results[i].play = Some(play_to_proto(recorded.play));
-        }
-        let count =
-            |f: fn(&pb::RecordPlayResult) -> bool| results.iter().filter(|r| f(r)).count() as u32;
-        let recorded_count = count(|r| r.play.is_some() && !r.duplicate);
-        metrics::counter!("library_plays_recorded_total").increment(u64::from(recorded_count));
-        Ok(pb::RecordPlaysResponse {
-            recorded_count,
-            duplicate_count: count(|r| r.duplicate),
-            rejected_count: count(|r| !r.violations.is_empty()),
-            results,
-        })
+pub(super) async fn record_batch<S: Store>(
+    api: &LibraryApi<S>,
+    caller: Principal,
+    r: pb::RecordPlaysRequest,
+) -> ApiResult<pb::RecordPlaysResponse> {
+    let user = authorize(&caller, &r.user_id, Access::Write)?;
+    if r.plays.is_empty() {
+        return Err(ApiError::invalid("plays", "at least one play is required"));
     }
-
-    pub(super) fn list_history(
-        &self,
-        caller: &Principal,
-        r: pb::ListHistoryRequest,
-    ) -> ApiResult<DrainingStream<pb::HistoryEntry>> {
-        let user = authorize(caller, &r.user_id, Access::Read)?;
-        let slot = self
-            .limits
-            .open_stream(&caller.subject)
-            .ok_or_else(too_many_streams)?;
-        let order = match pb::HistoryOrder::try_from(r.order) {
-            Ok(pb::HistoryOrder::OldestFirst) => HistoryOrder::OldestFirst,
-            Ok(pb::HistoryOrder::NewestFirst | pb::HistoryOrder::Unspecified) => {
-                HistoryOrder::NewestFirst
+    if r.plays.len() > MAX_PLAYS_PER_CALL {
+        return Err(ApiError::invalid(
+            "plays",
+            format!("at most {MAX_PLAYS_PER_CALL} plays per call"),
+        ));
+    }
+    let now = Timestamp::now();
+    let mut results: Vec<pb::RecordPlayResult> = Vec::with_capacity(r.plays.len());
+    let mut valid = Vec::new();
+    let mut valid_index = Vec::new();
+    for (i, item) in r.plays.iter().enumerate() {
+        let mut result = pb::RecordPlayResult {
+            index: i as u32,
+            ..Default::default()
+        };
+        match NewPlay::parse(input_of(item), now) {
+            Ok(play) => {
+                valid.push(play);
+                valid_index.push(i);
             }
-            Err(_) => return Err(ApiError::invalid("order", "unknown order")),
-        };
-        let since = optional_timestamp("since", r.since.as_ref())?;
-        let until = optional_timestamp("until", r.until.as_ref())?;
-        check_range(since, until)?;
-        let track_id = match r.track_id.as_str() {
-            "" => None,
-            id => Some(TrackId::parse(id).map_err(|why| ApiError::invalid("track_id", why))?),
-        };
-        let source = match r.source.as_str() {
-            "" => None,
-            s => Some(
-                PlaySource::parse(s)
-                    .map_err(|why| ApiError::invalid("source", why))?
-                    .into_string(),
-            ),
-        };
-        let after = match r.after.as_str() {
-            "" => None,
-            token => Some(
-                HistoryCursor::decode(token, user, order)
-                    .map_err(|why| ApiError::invalid("after", format!("cursor {why}")))?,
-            ),
-        };
-        let query = HistoryQuery {
-            since,
-            until,
-            track_id,
-            source,
-            completed_only: r.completed_only,
-            order,
-        };
-        let limit = if r.limit == 0 {
-            u64::MAX
-        } else {
-            u64::from(r.limit)
-        };
+            Err(bad) => {
+                result.violations = prefixed(&format!("plays[{i}]."), bad)
+                    .into_iter()
+                    .map(|v| pb::FieldViolation {
+                        field: v.field,
+                        description: v.description,
+                    })
+                    .collect();
+            }
+        }
+        results.push(result);
+    }
+    let stored = if valid.is_empty() {
+        Vec::new()
+    } else {
+        api.store.record_plays(user, valid).await?
+    };
+    for (i, recorded) in valid_index.into_iter().zip(stored) {
+        results[i].duplicate = recorded.duplicate;
+        results[i].play = Some(play_to_proto(recorded.play));
+    }
+    let count =
+        |f: fn(&pb::RecordPlayResult) -> bool| results.iter().filter(|r| f(r)).count() as u32;
+    let recorded_count = count(|r| r.play.is_some() && !r.duplicate);
+    metrics::counter!("library_plays_recorded_total").increment(u64::from(recorded_count));
+    Ok(pb::RecordPlaysResponse {
+        recorded_count,
+        duplicate_count: count(|r| r.duplicate),
+        rejected_count: count(|r| !r.violations.is_empty()),
+        results,
+    })
+}
 
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let store = self.store.clone();
-        tokio::spawn(async move {
+pub(super) async fn stream_history<S: Store>(
+    api: &LibraryApi<S>,
+    caller: Principal,
+    r: pb::ListHistoryRequest,
+) -> ApiResult<DrainingStream<pb::HistoryEntry>> {
+    let user = authorize(&caller, &r.user_id, Access::Read)?;
+    let slot = api
+        .limits
+        .open_stream(&caller.subject)
+        .ok_or_else(too_many_streams)?;
+    let order = match pb::HistoryOrder::try_from(r.order) {
+        Ok(pb::HistoryOrder::OldestFirst) => HistoryOrder::OldestFirst,
+        Ok(pb::HistoryOrder::NewestFirst | pb::HistoryOrder::Unspecified) => {
+            HistoryOrder::NewestFirst
+        }
+        Err(_) => return Err(ApiError::invalid("order", "unknown order")),
+    };
+    let since = optional_timestamp("since", r.since.as_ref())?;
+    let until = optional_timestamp("until", r.until.as_ref())?;
+    check_range(since, until)?;
+    let track_id = match r.track_id.as_str() {
+        "" => None,
+        id => Some(TrackId::parse(id).map_err(|why| ApiError::invalid("track_id", why))?),
+    };
+    let source = match r.source.as_str() {
+        "" => None,
+        s => Some(
+            PlaySource::parse(s)
+                .map_err(|why| ApiError::invalid("source", why))?
+                .into_string(),
+        ),
+    };
+    let after = match r.after.as_str() {
+        "" => None,
+        token => Some(
+            HistoryCursor::decode(token, user, order)
+                .map_err(|why| ApiError::invalid("after", format!("cursor {why}")))?,
+        ),
+    };
+    let query = HistoryQuery {
+        since,
+        until,
+        track_id,
+        source,
+        completed_only: r.completed_only,
+        order,
+    };
+    let limit = if r.limit == 0 {
+        u64::MAX
+    } else {
+        u64::from(r.limit)
+    };
+
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    let store = api.store.clone();
+    tokio::spawn(
+        async move {
             let mut after = after;
             let mut remaining = limit;
             while remaining > 0 {
@@ -225,35 +224,37 @@ impl<S: Store> LibraryApi<S> {
                     return;
                 }
             }
-        });
-        Ok(DrainingStream::new(rx, self.drain.clone(), slot))
-    }
-
-    pub(super) async fn delete_play(
-        &self,
-        caller: &Principal,
-        r: pb::DeletePlayRequest,
-    ) -> ApiResult<pb::DeletePlayResponse> {
-        let user = authorize(caller, &r.user_id, Access::Write)?;
-        let id = PlayId::parse(&r.play_id).map_err(|why| ApiError::invalid("play_id", why))?;
-        if self.store.delete_play(user, id).await? {
-            Ok(pb::DeletePlayResponse {})
-        } else {
-            Err(ApiError::NotFound(format!("play {id} not found")))
         }
-    }
+        // The producer's logs belong to the call that started it.
+        .in_current_span(),
+    );
+    Ok(DrainingStream::new(rx, api.drain.clone(), slot))
+}
 
-    pub(super) async fn clear_history(
-        &self,
-        caller: &Principal,
-        r: pb::ClearHistoryRequest,
-    ) -> ApiResult<pb::ClearHistoryResponse> {
-        let user = authorize(caller, &r.user_id, Access::Write)?;
-        let before = optional_timestamp("before", r.before.as_ref())?;
-        let deleted_count = self.store.clear_history(user, before, r.dry_run).await?;
-        Ok(pb::ClearHistoryResponse {
-            deleted_count,
-            dry_run: r.dry_run,
-        })
+pub(super) async fn delete_one<S: Store>(
+    api: &LibraryApi<S>,
+    caller: Principal,
+    r: pb::DeletePlayRequest,
+) -> ApiResult<pb::DeletePlayResponse> {
+    let user = authorize(&caller, &r.user_id, Access::Write)?;
+    let id = PlayId::parse(&r.play_id).map_err(|why| ApiError::invalid("play_id", why))?;
+    if api.store.delete_play(user, id).await? {
+        Ok(pb::DeletePlayResponse {})
+    } else {
+        Err(ApiError::NotFound(format!("play {id} not found")))
     }
+}
+
+pub(super) async fn clear<S: Store>(
+    api: &LibraryApi<S>,
+    caller: Principal,
+    r: pb::ClearHistoryRequest,
+) -> ApiResult<pb::ClearHistoryResponse> {
+    let user = authorize(&caller, &r.user_id, Access::Write)?;
+    let before = optional_timestamp("before", r.before.as_ref())?;
+    let deleted_count = api.store.clear_history(user, before, r.dry_run).await?;
+    Ok(pb::ClearHistoryResponse {
+        deleted_count,
+        dry_run: r.dry_run,
+    })
 }

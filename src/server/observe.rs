@@ -1,7 +1,9 @@
 //! One tower layer around every gRPC call: load shedding (a cap on calls in flight), the
 //! conventional gRPC server metrics (started, handled by code, handling time), the `ratelimit-*`
-//! response metadata, and one log line per call with method, caller, code and latency. It sits
-//! inside the gRPC-web layer, so browser calls are seen as the gRPC calls they become.
+//! response metadata, one span per call (service, method, caller and the caller's W3C trace id)
+//! inside which the call runs, so every log line of the call carries them, and one log line per
+//! call with method, caller, code and latency. It sits inside the gRPC-web layer, so browser
+//! calls are seen as the gRPC calls they become.
 //!
 //! A call ends when its response body ends: a stream's status comes in the trailers after its
 //! last message, so the body is wrapped to read them.
@@ -18,8 +20,9 @@ use http::HeaderValue;
 use http_body::{Body as HttpBody, Frame};
 use tonic::{Code, Status, body::Body};
 use tower::{Layer, Service};
+use tracing::{Instrument, field::Empty};
 
-use crate::grpc::CallContext;
+use crate::grpc::{CallContext, Rpc};
 
 /// Observes every call, and sheds API calls beyond `max_in_flight` at once: refusing at the door
 /// costs nothing, while queueing them would grow memory and wait on the connection pool.
@@ -66,34 +69,48 @@ impl Drop for InFlight {
     }
 }
 
-/// What is known about a call from its path: `/package.Service/Method`.
+/// What is known about a call from its path: `/package.Service/Method`. Labels come from the
+/// RPC table, so a client sending made-up paths cannot create new metric series.
 struct Call {
-    service: String,
-    method: String,
+    service: &'static str,
+    method: &'static str,
     kind: &'static str,
     context: CallContext,
     _in_flight: Option<InFlight>,
 }
 
-/// The RPC kinds of the methods that are not unary.
-fn kind_of(method: &str) -> &'static str {
-    match method {
-        "ListHistory" | "Watch" => "server_stream",
-        "ImportHistory" => "client_stream",
-        "ServerReflectionInfo" => "bidi_stream",
-        _ => "unary",
-    }
+/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), when it is
+/// well formed; an all-zero id is invalid by the specification.
+fn trace_id(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let mut parts = value.split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let valid = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0');
+    valid.then_some(trace)
 }
 
 impl Call {
     fn of<B>(request: &mut http::Request<B>) -> Self {
-        let path = request.uri().path().trim_start_matches('/');
-        let (service, method) = path.split_once('/').unwrap_or((path, ""));
-        let (service, method) = (service.to_string(), method.to_string());
-        let context = CallContext::new(request.uri().path());
+        let rpc = Rpc::of_path(request.uri().path());
+        let (service, method) = rpc.map_or(("unknown", "unknown"), Rpc::name);
+        let span = tracing::info_span!("call", service, method, caller = Empty, trace_id = Empty);
+        if let Some(trace) = trace_id(request.headers()) {
+            span.record("trace_id", trace);
+        }
+        if rpc.is_none() {
+            span.in_scope(|| tracing::debug!(path = %request.uri().path(), "no such method"));
+        }
+        let context = CallContext::new(rpc, span);
         request.extensions_mut().insert(context.clone());
         Self {
-            kind: kind_of(&method),
+            kind: rpc.map_or("unknown", |r| r.kind().label()),
             service,
             method,
             context,
@@ -103,27 +120,28 @@ impl Call {
 
     /// Health and reflection: probed by infrastructure, never shed, logged quietly.
     fn infrastructure(&self) -> bool {
-        self.service.starts_with("grpc.")
+        self.context.rpc.is_some_and(|rpc| rpc.class().is_none())
     }
 
     fn start(&self) {
-        metrics::counter!("grpc_server_started_total", "grpc_service" => self.service.clone(),
-            "grpc_method" => self.method.clone(), "grpc_type" => self.kind)
+        metrics::counter!("grpc_server_started_total", "grpc_service" => self.service,
+            "grpc_method" => self.method, "grpc_type" => self.kind)
         .increment(1);
     }
 
     fn finish(&self, code: Code) {
         let elapsed = self.context.arrived.elapsed();
         let code_name = format!("{code:?}");
-        metrics::counter!("grpc_server_handled_total", "grpc_service" => self.service.clone(),
-            "grpc_method" => self.method.clone(), "grpc_type" => self.kind,
+        metrics::counter!("grpc_server_handled_total", "grpc_service" => self.service,
+            "grpc_method" => self.method, "grpc_type" => self.kind,
             "grpc_code" => code_name.clone())
         .increment(1);
-        metrics::histogram!("grpc_server_handling_seconds", "grpc_service" => self.service.clone(),
-            "grpc_method" => self.method.clone(), "grpc_type" => self.kind)
+        metrics::histogram!("grpc_server_handling_seconds", "grpc_service" => self.service,
+            "grpc_method" => self.method, "grpc_type" => self.kind)
         .record(elapsed.as_secs_f64());
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let caller = self.context.caller();
+        let _call = self.context.span.enter();
         if self.infrastructure() {
             // Load balancers probe health every few seconds: not worth a line each at info.
             tracing::debug!(service = %self.service, method = %self.method, code = %code_name, latency_ms, "call");
@@ -158,6 +176,10 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let mut call = Call::of(&mut request);
+        let span = call.context.span.clone();
+        // The interceptor runs inside `inner.call`, the handler inside its future: both in the
+        // call's span.
+        let _call = span.enter();
         call.start();
         if !call.infrastructure() {
             let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -168,7 +190,7 @@ where
                 return Box::pin(async move { Ok(shed.into_http()) });
             }
         }
-        let response = self.inner.call(request);
+        let response = self.inner.call(request).instrument(span.clone());
         Box::pin(async move {
             let mut response = match response.await {
                 Ok(response) => response,

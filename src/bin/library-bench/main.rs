@@ -22,9 +22,17 @@ async fn main() -> anyhow::Result<()> {
     let args = cli::Args::parse();
     args.check()?;
     let db = db::Db::connect(&args.database_url, args.baseline_pool).await?;
+    let store = library_service::store::Database::connect(&args.database_url, args.baseline_pool)
+        .await
+        .context("opening the store (--database-url)")?;
     let api = client::Api::connect(&args).await?;
     header(&args, &db).await?;
-    let ctx = Ctx { args, api, db };
+    let ctx = Ctx {
+        args,
+        api,
+        db,
+        store,
+    };
 
     let mut report = report::Report::default();
     // Seeded once and shared: `stream` and `stats` both read the same big history.

@@ -48,7 +48,6 @@ pub fn random_row(
     let u: f64 = rng.random();
     let track = tracks[((u * u * tracks.len() as f64) as usize).min(tracks.len() - 1)];
     PlayRow {
-        id: Uuid::now_v7(),
         track_id: track,
         played_at_micros,
         seconds: rng.random_range(0..400),
@@ -98,16 +97,6 @@ pub async fn big_user(
     let start = now_micros() - 365 * DAY_MICROS;
     let step = (365 * DAY_MICROS / plays.max(1) as i64).max(1);
     let batches = plays.div_ceil(1000);
-    // Two batches in flight can both be the first writes into a new month, and the service's
-    // library_ensure_play_partition() then fails one of them ("relation already exists": its
-    // re-check under the advisory lock does not see the other's table). Creating the months
-    // first, with that same function, keeps the seeding about throughput; BENCHMARKS.md reports
-    // the race.
-    if concurrency > 1 {
-        // Half-month steps: no month is shorter, so none is skipped.
-        db.ensure_partitions((0..=25).map(|h| start + h * 15 * DAY_MICROS))
-            .await?;
-    }
     eprintln!("seeding {plays} plays for stream user {id} ({batches} RecordPlays calls)...");
     let api2 = api.clone();
     let sample = load::run(batches, concurrency, 1000, budget, move |b| {

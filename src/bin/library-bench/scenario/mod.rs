@@ -6,11 +6,16 @@ pub mod record_batch;
 pub mod stats;
 pub mod stream;
 
+use library_service::store::Database;
+
 use crate::{cli::Args, client::Api, db::Db};
 
-/// What every scenario needs: the settings, the server, and the database behind it.
+/// What every scenario needs: the settings, the server, and the database behind it, both as
+/// plain SQL connections (recounts, seeding) and through the service's own store (write
+/// baselines).
 pub struct Ctx {
     pub args: Args,
     pub api: Api,
     pub db: Db,
+    pub store: Database,
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::Ctx;
 use crate::{
-    load,
+    db, load,
     report::{self, Report},
     seed,
 };
@@ -25,7 +25,6 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let tracks = Arc::new(seed::track_pool(5000));
     // Unique per run, so a re-run never replays an old request_id.
     let run_tag = Uuid::new_v4().simple().to_string();
-    ctx.db.ensure_partitions([seed::now_micros()]).await?;
 
     eprintln!(
         "record: {} RecordPlay calls, {} in flight...",
@@ -72,14 +71,14 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let service = service("svc", args.record_calls).await?;
 
     let baseline = |prefix: &'static str, calls: usize| {
-        let (db, users, tracks, tag) = (
-            ctx.db.clone(),
+        let (store, users, tracks, tag) = (
+            ctx.store.clone(),
             users.clone(),
             tracks.clone(),
             run_tag.clone(),
         );
         load::run(calls, args.concurrency, 1, args.budget(), move |i| {
-            let (db, users, tracks) = (db.clone(), users.clone(), tracks.clone());
+            let (store, users, tracks) = (store.clone(), users.clone(), tracks.clone());
             let request_id = format!("{prefix}-{tag}-{i}");
             async move {
                 let row = seed::random_row(
@@ -88,7 +87,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
                     seed::now_micros(),
                     Some(request_id),
                 );
-                let stored = db.write_plays(users[i % users.len()], &[row]).await?;
+                let stored = db::record_plays(&store, users[i % users.len()], &[row]).await?;
                 ensure!(
                     stored == 1,
                     "the baseline stored {stored} plays instead of 1"

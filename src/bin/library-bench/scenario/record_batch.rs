@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::Ctx;
 use crate::{
-    db::PlayRow,
+    db::{self, PlayRow},
     load,
     report::{self, Report},
     seed,
@@ -88,16 +88,13 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 
     let user = Uuid::new_v4();
     let for_baseline = Arc::new(batches(args.batches + 1, size, keys("b").as_deref()));
-    ctx.db
-        .ensure_partitions(for_baseline.iter().flatten().map(|r| r.played_at_micros))
-        .await?;
-    ctx.db.write_plays(user, &for_baseline[0]).await?;
+    db::record_plays(&ctx.store, user, &for_baseline[0]).await?;
     let baseline = {
-        let (db, all) = (ctx.db.clone(), for_baseline.clone());
+        let (store, all) = (ctx.store.clone(), for_baseline.clone());
         load::run(args.batches, 1, size as u64, args.budget(), move |b| {
-            let (db, all) = (db.clone(), all.clone());
+            let (store, all) = (store.clone(), all.clone());
             async move {
-                let stored = db.write_plays(user, &all[b + 1]).await?;
+                let stored = db::record_plays(&store, user, &all[b + 1]).await?;
                 ensure!(
                     stored == size as u64,
                     "the baseline stored {stored} of {size} plays"
