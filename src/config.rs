@@ -10,6 +10,7 @@ use clap::{
 
 use crate::{
     auth::{AuthConfig, Secret},
+    domain::CountingRule,
     grpc::LimitSettings,
 };
 
@@ -182,6 +183,42 @@ pub struct ServeArgs {
     pub web_root: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub counting: CountingArgs,
+}
+
+/// What counts as a play: decided when a play is written and stored with it, so changing these
+/// never rewrites history.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct CountingArgs {
+    /// A play that did not complete counts once it lasted this many seconds, whatever the
+    /// track's duration.
+    #[arg(long, env = "LIBRARY_COUNT_AFTER_SECONDS", default_value_t = 240)]
+    pub count_after_seconds: u32,
+    /// ...and never before this many seconds.
+    #[arg(long, env = "LIBRARY_COUNT_MIN_SECONDS", default_value_t = 30)]
+    pub count_min_seconds: u32,
+    /// ...or once it lasted this percentage of the track's duration, when the player gives it.
+    #[arg(long, env = "LIBRARY_COUNT_FRACTION_PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub count_fraction_percent: u32,
+}
+
+impl CountingArgs {
+    pub fn rule(&self) -> Result<CountingRule, String> {
+        CountingRule::new(
+            self.count_after_seconds,
+            self.count_min_seconds,
+            self.count_fraction_percent,
+        )
+        .map_err(|why| format!("--count-min-seconds / --count-after-seconds: {why}"))
+    }
+}
+
+impl Default for CountingArgs {
+    fn default() -> Self {
+        defaults()
+    }
 }
 
 /// Protection against overload and abuse.
@@ -373,6 +410,7 @@ mod tests {
             (3600, 5)
         );
         assert_eq!((serve.shutdown_grace, serve.web_root), (10, None));
+        assert_eq!(serve.counting.rule(), Ok(CountingRule::DEFAULT));
         let limits = LimitArgs::default();
         assert_eq!(
             (

@@ -55,7 +55,7 @@ fn the_token_command_mints_a_development_token_for_a_fresh_listener() {
 
 async fn migrate_undo_and_migrate_again(url: &str) {
     let first = ["liked_tracks", "play_requests", "plays"];
-    let all = [
+    let aggregates = [
         "liked_tracks",
         "play_requests",
         "plays",
@@ -64,10 +64,21 @@ async fn migrate_undo_and_migrate_again(url: &str) {
         "user_stats",
         "user_track_stats",
     ];
+    let all = [
+        "liked_tracks",
+        "play_requests",
+        "plays",
+        "user_period_stats",
+        "user_quarter_stats",
+        "user_source_stats",
+        "user_stats",
+        "user_track_stats",
+    ];
     run(binary().args(["migrate"]).env("DATABASE_URL", url));
     assert_eq!(tables(url).await, all);
-    // One migration per --undo, newest first: 0003 (indexes), 0002 (aggregates), 0001.
-    let after_each_undo: [&[&str]; 3] = [&all, &first, &[]];
+    // One migration per --undo, newest first: 0004 (counted plays, period snapshots), 0003
+    // (indexes), 0002 (aggregates), 0001.
+    let after_each_undo: [&[&str]; 4] = [&aggregates, &aggregates, &first, &[]];
     for expected in after_each_undo {
         let undo = run(binary()
             .args(["migrate", "--undo"])

@@ -3,8 +3,8 @@
 //! accepted keeps the rules. `cargo test` runs a few hundred cases each; `.ci/fuzz SECONDS` runs
 //! many more for a bounded time.
 use library_service::domain::{
-    HistoryCursor, HistoryOrder, LikePosition, LikesPageToken, NewPlay, NewPlayInput, Notes,
-    PlayId, PlayPosition, PlaySource, RequestId, Timestamp, TrackId, UserId,
+    CountingRule, HistoryCursor, HistoryOrder, LikePosition, LikesPageToken, NewPlay, NewPlayInput,
+    Notes, PlayId, PlayPosition, PlaySource, RequestId, Timestamp, TrackId, UserId,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -105,6 +105,7 @@ proptest! {
         source in ".{0,60}",
         played_at in proptest::option::of((any::<i64>(), any::<i32>())),
         request_id in ".{0,70}",
+        track_duration_seconds in proptest::option::of(any::<u32>()),
     ) {
         let now = Timestamp::now();
         let parsed_at = played_at.map(|(s, n)| Timestamp::from_parts(s, n).map_err(|_| "is not a valid timestamp"));
@@ -115,10 +116,17 @@ proptest! {
             source: &source,
             played_at: parsed_at,
             request_id: &request_id,
+            track_duration_seconds,
         };
-        match NewPlay::parse(input, now) {
+        let rule = CountingRule::DEFAULT;
+        match NewPlay::parse(input, now, &rule) {
             Ok(play) => {
                 prop_assert!(play.played_for_seconds <= 86_400);
+                prop_assert!(play.track_duration_seconds.is_none_or(|d| (1..=86_400).contains(&d)));
+                prop_assert_eq!(
+                    play.counted,
+                    rule.counts(play.played_for_seconds, play.completed, play.track_duration_seconds)
+                );
                 prop_assert!(play.source.as_str().chars().count() <= 50);
                 prop_assert!(!play.source.as_str().chars().any(char::is_control));
                 prop_assert!(play.played_at <= now.saturating_add_seconds(300));

@@ -5,7 +5,10 @@
 mod support;
 
 use library_service::{
-    domain::{HistoryQuery, NewPlay, NewPlayInput, TimeRange, Timestamp, UserId},
+    domain::{
+        CountingRule, HistoryQuery, NewPlay, NewPlayInput, TimeRange, Timestamp, UserId,
+        rank_tracks,
+    },
     store::{PgStore, SqliteStore, Store},
 };
 use support::db;
@@ -28,8 +31,10 @@ fn keyed_play(at: Timestamp, seconds: u32, request_id: &str) -> NewPlay {
             source: "album",
             played_at: Some(Ok(at)),
             request_id,
+            track_duration_seconds: None,
         },
         Timestamp::now(),
+        &CountingRule::DEFAULT,
     )
     .expect("a valid play")
 }
@@ -91,28 +96,35 @@ async fn retention_deletes_every_listeners_plays_before_the_cutoff(store: impl S
         assert_eq!(left.len(), 7);
         assert!(left.iter().all(|t| *t >= cutoff), "{left:?}");
 
-        // The aggregates lost exactly the purged plays: all-time equals a recount.
+        // The aggregates lost exactly the purged plays: all time equals a recount of a range
+        // that holds every play.
         let all_time = store
-            .play_stats(user, TimeRange::default(), 100, TimeRange::default())
+            .library_stats(user, TimeRange::default(), 100, &[])
             .await
             .expect("stats");
         let recount = store
-            .play_stats(
+            .library_stats(
                 user,
                 TimeRange {
                     since: Some(time("2000-01-01T00:00:00Z")),
                     until: Some(time("2030-01-01T00:00:00Z")),
                 },
                 100,
-                TimeRange::default(),
+                &[],
             )
             .await
-            .expect("stats");
-        assert_eq!(all_time, recount);
-        assert_eq!(all_time.total_plays, 7);
-        assert_eq!(all_time.listening_seconds, 7 * 60);
-        assert_eq!(all_time.top_tracks.len(), 7);
-        assert_eq!(all_time.first_played_at, Some(time("2024-04-20T00:00:00Z")));
+            .expect("stats")
+            .range
+            .expect("a range");
+        let mut recounted_top = recount.tracks.clone();
+        rank_tracks(&mut recounted_top);
+        assert_eq!(all_time.all_time_top, recounted_top);
+        assert_eq!(all_time.all_time.counts, recount.totals());
+        assert_eq!(all_time.all_time.counts.plays, 7);
+        assert_eq!(all_time.all_time.counts.seconds, 7 * 60);
+        assert_eq!(all_time.all_time.tracks, 7);
+        assert_eq!(all_time.all_time.first, Some(time("2024-04-20T00:00:00Z")));
+        assert_eq!(all_time.all_time.first, recount.first_played());
     }
 
     // A late import into a purged month still works.

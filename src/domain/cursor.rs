@@ -9,13 +9,24 @@ use super::{HistoryOrder, LikePosition, PlayId, PlayPosition, Timestamp, TrackId
 
 const HISTORY_VERSION: u8 = 1;
 const LIKES_VERSION: u8 = 2;
+const TOP_TRACKS_VERSION: u8 = 3;
 // version + micros + uuid + check
 const TOKEN_LEN: usize = 1 + 8 + 16 + 8;
 
 /// FNV-1a: stable across builds and platforms, which `std`'s hasher does not promise.
 fn check(user: UserId, tag: u8) -> [u8; 8] {
+    check_with(user, tag, &[])
+}
+
+fn check_with(user: UserId, tag: u8, listing: &[u8]) -> [u8; 8] {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in user.as_uuid().as_bytes().iter().chain([tag].iter()) {
+    for b in user
+        .as_uuid()
+        .as_bytes()
+        .iter()
+        .chain([tag].iter())
+        .chain(listing)
+    {
         hash ^= u64::from(*b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
@@ -103,6 +114,82 @@ impl LikesPageToken {
     }
 }
 
+/// Where a track sits in a ranking: most counted plays first, then plays, seconds, track id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RankPosition {
+    pub counted: u64,
+    pub plays: u64,
+    pub seconds: u64,
+    pub track_id: TrackId,
+}
+
+/// The `page_token` of GetTopTracks: the last track of the page, tied to the listener and to
+/// the ranked period (its bounds), so that it cannot resume another ranking.
+pub struct TopTracksPageToken;
+
+const TOP_TOKEN_LEN: usize = 1 + 8 * 3 + 16 + 8;
+
+fn period_bytes(since: Timestamp, until: Timestamp) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&since.as_micros().to_be_bytes());
+    bytes[8..].copy_from_slice(&until.as_micros().to_be_bytes());
+    bytes
+}
+
+impl TopTracksPageToken {
+    pub fn encode(user: UserId, period: (Timestamp, Timestamp), at: RankPosition) -> String {
+        let mut buf = Vec::with_capacity(TOP_TOKEN_LEN);
+        buf.push(TOP_TRACKS_VERSION);
+        for n in [at.counted, at.plays, at.seconds] {
+            buf.extend_from_slice(&n.to_be_bytes());
+        }
+        buf.extend_from_slice(at.track_id.as_uuid().as_bytes());
+        buf.extend_from_slice(&check_with(user, 3, &period_bytes(period.0, period.1)));
+        URL_SAFE_NO_PAD.encode(buf)
+    }
+
+    /// The token's bytes, when it is one of ours at all (checkable without knowing the period).
+    pub fn well_formed(token: &str) -> Result<Vec<u8>, String> {
+        const MALFORMED: &str = "is not a valid token";
+        if token.len() > 96 {
+            return Err(MALFORMED.into());
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| MALFORMED.to_string())?;
+        if bytes.len() != TOP_TOKEN_LEN || bytes[0] != TOP_TRACKS_VERSION {
+            return Err(MALFORMED.into());
+        }
+        Ok(bytes)
+    }
+
+    pub fn decode(
+        token: &str,
+        user: UserId,
+        period: (Timestamp, Timestamp),
+    ) -> Result<RankPosition, String> {
+        const MALFORMED: &str = "is not a valid token";
+        let bytes = Self::well_formed(token)?;
+        let number = |i: usize| -> Result<u64, String> {
+            bytes
+                .get(1 + 8 * i..9 + 8 * i)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| MALFORMED.to_string())
+        };
+        let id = Uuid::from_slice(&bytes[25..41]).map_err(|_| MALFORMED.to_string())?;
+        if bytes[41..49] != check_with(user, 3, &period_bytes(period.0, period.1)) {
+            return Err("belongs to another listing (another user, period or zone)".into());
+        }
+        Ok(RankPosition {
+            counted: number(0)?,
+            plays: number(1)?,
+            seconds: number(2)?,
+            track_id: TrackId::from_uuid(id),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +212,25 @@ mod tests {
         );
         assert!(HistoryCursor::decode(&token, other, HistoryOrder::NewestFirst).is_err());
         assert!(HistoryCursor::decode(&token, me, HistoryOrder::OldestFirst).is_err());
+        assert!(LikesPageToken::decode(&token, me).is_err());
+    }
+
+    #[test]
+    fn a_top_tracks_token_resumes_only_its_own_ranking() {
+        let (me, other) = (user(), user());
+        let week = (Timestamp::MIN, Timestamp::now());
+        let at = RankPosition {
+            counted: 7,
+            plays: 9,
+            seconds: 1200,
+            track_id: TrackId::from_uuid(Uuid::new_v4()),
+        };
+        let token = TopTracksPageToken::encode(me, week, at);
+        assert_eq!(TopTracksPageToken::decode(&token, me, week), Ok(at));
+        assert!(TopTracksPageToken::decode(&token, other, week).is_err());
+        let another = (Timestamp::MIN, Timestamp::MAX);
+        assert!(TopTracksPageToken::decode(&token, me, another).is_err());
+        assert!(TopTracksPageToken::decode("garbage", me, week).is_err());
         assert!(LikesPageToken::decode(&token, me).is_err());
     }
 

@@ -1,6 +1,7 @@
 //! Validated domain types: every value here has passed its rules, so the layers below never
 //! re-check them. No tonic, no sqlx.
 mod admin;
+mod counting;
 mod cursor;
 mod ids;
 mod likes;
@@ -13,7 +14,8 @@ pub use admin::{
     DEFAULT_ADMIN_LIMIT, ListenerCount, MAX_ADMIN_LIMIT, TrackErasure, TrackLikes, UserErasure,
     admin_limit,
 };
-pub use cursor::{HistoryCursor, LikesPageToken};
+pub use counting::CountingRule;
+pub use cursor::{HistoryCursor, LikesPageToken, RankPosition, TopTracksPageToken};
 pub use ids::{PlayId, TrackId, UserId};
 pub use likes::{
     DEFAULT_LIKES_PAGE_SIZE, LikePosition, LikedTrack, MAX_CHECKED_TRACKS, MAX_LIKES_PAGE_SIZE,
@@ -24,10 +26,13 @@ pub use play::{
     Recorded,
 };
 pub use stats::{
-    DEFAULT_DAILY_DAYS, DEFAULT_TOP_TRACKS, DailyWindow, DayActivity, MAX_DAILY_DAYS,
-    MAX_TOP_TRACKS, PlayStats, QUARTER_HOUR_MICROS, QuarterHour, QuarterSplit, SourceCount,
-    TimeRange, TrackCount, daily_activity, daily_window, last_days_window, parse_time_zone,
-    split_quarters, top_tracks_limit,
+    ActivityBucket, BucketCounts, CalendarPeriod, Counts, DAY_MICROS, DEFAULT_DAILY_DAYS,
+    DEFAULT_TOP_TRACKS, Figures, FiguresSum, Hourly, MAX_BUCKETS, MAX_DAILY_DAYS, MAX_TOP_TRACKS,
+    Period, Piece, QUARTER_HOUR_MICROS, QuarterSplit, QuarterTally, SETTLE_MICROS, Series,
+    SourceTally, Streak, Streaks, TimeRange, TrackTally, calendar_period, day_ceil, day_floor,
+    decompose, fold_hourly, fold_series, fold_streaks, history_cuts, last_days, local_date,
+    off_quarter_changes, parse_time_zone, quarter_floor, rank_sources, rank_tracks, series,
+    split_quarters, top_tracks_limit, zone_name,
 };
 pub use text::{Notes, PlaySource, RequestId};
 pub use time::{MAX_PLAYED_FOR_SECONDS, Timestamp};

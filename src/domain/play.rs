@@ -1,8 +1,9 @@
 use super::{
-    MAX_PLAYED_FOR_SECONDS, PlayId, PlaySource, RequestId, Timestamp, TrackId, UserId, Violation,
+    CountingRule, MAX_PLAYED_FOR_SECONDS, PlayId, PlaySource, RequestId, Timestamp, TrackId,
+    UserId, Violation,
 };
 
-/// A validated play, ready to store.
+/// A validated play, ready to store, with whether it counts decided by the rule in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPlay {
     pub track_id: TrackId,
@@ -11,6 +12,8 @@ pub struct NewPlay {
     pub source: PlaySource,
     pub played_at: Timestamp,
     pub request_id: Option<RequestId>,
+    pub track_duration_seconds: Option<u32>,
+    pub counted: bool,
 }
 
 /// A stored play.
@@ -23,6 +26,10 @@ pub struct Play {
     pub played_for_seconds: u32,
     pub completed: bool,
     pub source: String,
+    /// The track's duration as the player reported it; `None` when it did not.
+    pub track_duration_seconds: Option<u32>,
+    /// Whether the play counts, by the rule in force when it was written.
+    pub counted: bool,
 }
 
 impl Play {
@@ -65,6 +72,7 @@ pub struct HistoryQuery {
     pub track_id: Option<TrackId>,
     pub source: Option<String>,
     pub completed_only: bool,
+    pub counted_only: bool,
     pub order: HistoryOrder,
 }
 
@@ -78,6 +86,8 @@ pub struct NewPlayInput<'a> {
     /// Unset means now.
     pub played_at: Option<Result<Timestamp, &'a str>>,
     pub request_id: &'a str,
+    /// Unset when the player did not say.
+    pub track_duration_seconds: Option<u32>,
 }
 
 /// Most plays one RecordPlays call, or one ImportHistory message, may carry.
@@ -90,8 +100,12 @@ pub const EARLIEST_PLAY_SECONDS: i64 = 946_684_800;
 
 impl NewPlay {
     /// Checks every rule and reports every bad field (named as in the request), so a client fixes
-    /// all of them in one round.
-    pub fn parse(input: NewPlayInput<'_>, now: Timestamp) -> Result<Self, Vec<Violation>> {
+    /// all of them in one round; `rule` decides whether the play counts.
+    pub fn parse(
+        input: NewPlayInput<'_>,
+        now: Timestamp,
+        rule: &CountingRule,
+    ) -> Result<Self, Vec<Violation>> {
         let mut bad = Vec::new();
         let mut report = |field: &str, why: String| bad.push(Violation::new(field, why));
 
@@ -118,6 +132,15 @@ impl NewPlay {
         .map_err(|why| report("played_at", why));
         let request_id =
             RequestId::parse_optional(input.request_id).map_err(|e| report("request_id", e));
+        if input
+            .track_duration_seconds
+            .is_some_and(|d| !(1..=MAX_PLAYED_FOR_SECONDS).contains(&d))
+        {
+            report(
+                "track_duration_seconds",
+                format!("must be between 1 and {MAX_PLAYED_FOR_SECONDS} when given"),
+            );
+        }
 
         match (track_id, source, played_at, request_id) {
             (Ok(track_id), Ok(source), Ok(played_at), Ok(request_id)) if bad.is_empty() => {
@@ -128,6 +151,12 @@ impl NewPlay {
                     source,
                     played_at,
                     request_id,
+                    track_duration_seconds: input.track_duration_seconds,
+                    counted: rule.counts(
+                        input.played_for_seconds,
+                        input.completed,
+                        input.track_duration_seconds,
+                    ),
                 })
             }
             _ => Err(bad),

@@ -10,7 +10,7 @@ use super::{
 use crate::{
     domain::{
         DEFAULT_DAILY_DAYS, MAX_DAILY_DAYS, TimeRange, Timestamp, TrackId, UserId, admin_limit,
-        daily_activity, last_days_window, parse_time_zone,
+        fold_series, last_days, parse_time_zone, zone_name,
     },
     error::{ApiError, ApiResult},
     pb::{self, library_admin_service_server::LibraryAdminService},
@@ -135,20 +135,20 @@ async fn history_growth<S: Store>(
             ));
         }
     };
-    let window = last_days_window(days as u32, Timestamp::now(), &tz);
+    let window = last_days(days as u32, Timestamp::now(), &tz);
     let (Some(since), Some(until)) = (window.range.since, window.range.until) else {
         return Err(ApiError::Internal("a day window without bounds".into()));
     };
     let quarters = api.store.platform_quarter_hours(since, until).await?;
     Ok(pb::GetHistoryGrowthResponse {
-        days: daily_activity(&window, &quarters, &tz)
+        days: fold_series(&window, &quarters, &tz)
             .into_iter()
             .map(|d| pb::DayGrowth {
-                date: d.date.to_string(),
-                plays: d.plays,
+                date: d.start.to_string(),
+                plays: d.counts.plays,
             })
             .collect(),
-        time_zone: tz.iana_name().unwrap_or("UTC").to_string(),
+        time_zone: zone_name(&tz),
     })
 }
 

@@ -52,6 +52,53 @@ pub fn check_range(since: Option<Timestamp>, until: Option<Timestamp>) -> ApiRes
     }
 }
 
+/// Collects every bad field of a request, so the client hears about all of them at once.
+#[derive(Default)]
+pub struct Checks(Vec<Violation>);
+
+impl Checks {
+    /// The value, or `None` after noting why `field` is refused.
+    pub fn field<T>(&mut self, field: &str, value: Result<T, String>) -> Option<T> {
+        match value {
+            Ok(v) => Some(v),
+            Err(why) => {
+                self.0.push(Violation::new(field, why));
+                None
+            }
+        }
+    }
+
+    pub fn refuse(&mut self, field: &str, why: impl Into<String>) {
+        self.0.push(Violation::new(field, why));
+    }
+
+    pub fn timestamp(
+        &mut self,
+        field: &str,
+        t: Option<&prost_types::Timestamp>,
+    ) -> Option<Timestamp> {
+        self.field(field, t.map(timestamp_from_proto).transpose())
+            .flatten()
+    }
+
+    /// Refuses a range whose `since` is not before its `until`.
+    pub fn range(&mut self, since: Option<Timestamp>, until: Option<Timestamp>) {
+        if let (Some(s), Some(u)) = (since, until)
+            && s >= u
+        {
+            self.refuse("until", "must be after since");
+        }
+    }
+
+    pub fn finish(self) -> ApiResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidArgument(self.0))
+        }
+    }
+}
+
 pub fn prefixed(prefix: &str, violations: Vec<Violation>) -> Vec<Violation> {
     violations
         .into_iter()
@@ -68,6 +115,8 @@ pub fn play_to_proto(p: Play) -> pb::Play {
         played_for_seconds: p.played_for_seconds,
         completed: p.completed,
         source: p.source,
+        track_duration_seconds: p.track_duration_seconds.unwrap_or(0),
+        counted: p.counted,
     }
 }
 

@@ -103,7 +103,7 @@ pub(super) async fn import<S: Store>(
                 rejections.add("played_at: is required for an import".into(), position);
                 continue;
             }
-            match NewPlay::parse(input_of(item), now) {
+            match NewPlay::parse(input_of(item), now, &api.rule) {
                 Ok(mut play) => {
                     if play.request_id.is_none() {
                         play.request_id = natural_key(&play);

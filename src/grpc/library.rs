@@ -9,24 +9,27 @@ use super::{
     handler::{Reply, handle},
     import, likes,
     limits::Limits,
-    plays, stats,
+    plays, stats, tracks,
 };
-use crate::{pb, pb::library_service_server::LibraryService, store::Store};
+use crate::{domain::CountingRule, pb, pb::library_service_server::LibraryService, store::Store};
 
 #[derive(Clone)]
 pub struct LibraryApi<S> {
     pub(super) store: S,
     pub(super) drain: Drain,
     pub(super) limits: Arc<Limits>,
+    /// Decides whether each recorded play counts.
+    pub(super) rule: CountingRule,
 }
 
 impl<S: Store> LibraryApi<S> {
     /// `drain` ends open streams when the server shuts down; `limits` caps how many are open.
-    pub fn new(store: S, drain: Drain, limits: Arc<Limits>) -> Self {
+    pub fn new(store: S, drain: Drain, limits: Arc<Limits>, rule: CountingRule) -> Self {
         Self {
             store,
             drain,
             limits,
+            rule,
         }
     }
 }
@@ -117,5 +120,19 @@ impl<S: Store> LibraryService for LibraryApi<S> {
         request: Request<pb::GetLibraryStatsRequest>,
     ) -> Reply<pb::LibraryStats> {
         handle(self, request, stats::library_stats).await
+    }
+
+    async fn get_track_play_counts(
+        &self,
+        request: Request<pb::GetTrackPlayCountsRequest>,
+    ) -> Reply<pb::GetTrackPlayCountsResponse> {
+        handle(self, request, tracks::play_counts).await
+    }
+
+    async fn get_top_tracks(
+        &self,
+        request: Request<pb::GetTopTracksRequest>,
+    ) -> Reply<pb::GetTopTracksResponse> {
+        handle(self, request, tracks::top_tracks).await
     }
 }

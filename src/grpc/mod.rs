@@ -14,6 +14,7 @@ pub mod limits;
 mod plays;
 mod rpc;
 mod stats;
+mod tracks;
 
 pub use admin::AdminApi;
 pub use context::CallContext;

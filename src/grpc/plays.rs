@@ -47,6 +47,7 @@ pub(super) fn input_of(p: &pb::NewPlay) -> NewPlayInput<'_> {
             .as_ref()
             .map(|t| timestamp_from_proto(t).map_err(|_| "is not a valid timestamp")),
         request_id: &p.request_id,
+        track_duration_seconds: p.track_duration_seconds,
     }
 }
 
@@ -63,9 +64,10 @@ pub(super) async fn record_one<S: Store>(
         source: r.source,
         played_at: r.played_at,
         request_id: r.request_id,
+        track_duration_seconds: r.track_duration_seconds,
     };
-    let play =
-        NewPlay::parse(input_of(&item), Timestamp::now()).map_err(ApiError::InvalidArgument)?;
+    let play = NewPlay::parse(input_of(&item), Timestamp::now(), &api.rule)
+        .map_err(ApiError::InvalidArgument)?;
     let recorded = api.store.record_plays(user, vec![play]).await?;
     let first = recorded
         .into_iter()
@@ -101,7 +103,7 @@ pub(super) async fn record_batch<S: Store>(
             index: i as u32,
             ..Default::default()
         };
-        match NewPlay::parse(input_of(item), now) {
+        match NewPlay::parse(input_of(item), now, &api.rule) {
             Ok(play) => {
                 valid.push(play);
                 valid_index.push(i);
@@ -184,6 +186,7 @@ pub(super) async fn stream_history<S: Store>(
         track_id,
         source,
         completed_only: r.completed_only,
+        counted_only: r.counted_only,
         order,
     };
     let limit = if r.limit == 0 {

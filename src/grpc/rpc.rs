@@ -53,6 +53,8 @@ pub enum Rpc {
     ListLikedTracks,
     CheckLikedTracks,
     GetLibraryStats,
+    GetTrackPlayCounts,
+    GetTopTracks,
     GetTopListeners,
     GetMostLikedTracks,
     GetHistoryGrowth,
@@ -69,7 +71,7 @@ impl Rpc {
     /// Every RPC; `of_path` looks paths up here. (A variant left out of this list is never
     /// constructed, which the compiler reports; the descriptor test catches a served method
     /// missing from it.)
-    pub const ALL: [Rpc; 22] = [
+    pub const ALL: [Rpc; 24] = [
         Self::RecordPlay,
         Self::RecordPlays,
         Self::ImportHistory,
@@ -82,6 +84,8 @@ impl Rpc {
         Self::ListLikedTracks,
         Self::CheckLikedTracks,
         Self::GetLibraryStats,
+        Self::GetTrackPlayCounts,
+        Self::GetTopTracks,
         Self::GetTopListeners,
         Self::GetMostLikedTracks,
         Self::GetHistoryGrowth,
@@ -111,6 +115,8 @@ impl Rpc {
             Self::ListLikedTracks => (library, "ListLikedTracks"),
             Self::CheckLikedTracks => (library, "CheckLikedTracks"),
             Self::GetLibraryStats => (library, "GetLibraryStats"),
+            Self::GetTrackPlayCounts => (library, "GetTrackPlayCounts"),
+            Self::GetTopTracks => (library, "GetTopTracks"),
             Self::GetTopListeners => (admin, "GetTopListeners"),
             Self::GetMostLikedTracks => (admin, "GetMostLikedTracks"),
             Self::GetHistoryGrowth => (admin, "GetHistoryGrowth"),
@@ -139,6 +145,8 @@ impl Rpc {
             | Self::ListLikedTracks
             | Self::CheckLikedTracks
             | Self::GetLibraryStats
+            | Self::GetTrackPlayCounts
+            | Self::GetTopTracks
             | Self::GetTopListeners
             | Self::GetMostLikedTracks
             | Self::GetHistoryGrowth
@@ -161,9 +169,11 @@ impl Rpc {
             | Self::LikeTrack
             | Self::UnlikeTrack
             | Self::UpdateLikedTrack => Some(CallClass::Write),
-            Self::ListLikedTracks | Self::CheckLikedTracks | Self::GetLibraryStats => {
-                Some(CallClass::Read)
-            }
+            Self::ListLikedTracks
+            | Self::CheckLikedTracks
+            | Self::GetLibraryStats
+            | Self::GetTrackPlayCounts
+            | Self::GetTopTracks => Some(CallClass::Read),
             Self::GetTopListeners
             | Self::GetMostLikedTracks
             | Self::GetHistoryGrowth

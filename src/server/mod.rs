@@ -52,6 +52,7 @@ impl Application {
     /// applies pending migrations and prepares the services.
     pub async fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let addr = listener.local_addr().context("reading the bound address")?;
+        settings.serve.counting.rule().map_err(anyhow::Error::msg)?;
         let site = settings
             .serve
             .web_root
@@ -156,8 +157,13 @@ async fn serve<S: Store>(
         interceptor.clone(),
     );
     let library = InterceptedService::new(
-        LibraryServiceServer::new(LibraryApi::new(store, drain, limits))
-            .max_decoding_message_size(max_message),
+        LibraryServiceServer::new(LibraryApi::new(
+            store,
+            drain,
+            limits,
+            serve.counting.rule().map_err(anyhow::Error::msg)?,
+        ))
+        .max_decoding_message_size(max_message),
         interceptor,
     );
     let enabled = serve.reflection;

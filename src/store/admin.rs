@@ -1,8 +1,8 @@
 //! What the admin queries of both backends share: turning their rows into the domain's figures,
 //! and the bookkeeping of an erasure.
-use super::{StoreResult, rows::count, stats::quarter};
+use super::{StoreResult, rows::count};
 use crate::domain::{
-    ListenerCount, QuarterHour, Timestamp, TrackErasure, TrackId, TrackLikes, UserId,
+    Counts, ListenerCount, QuarterTally, Timestamp, TrackErasure, TrackId, TrackLikes, UserId,
 };
 
 /// `(user, plays, seconds)`, most plays first.
@@ -35,9 +35,18 @@ pub(super) fn track_likes(rows: Vec<TrackLikesRow>) -> StoreResult<Vec<TrackLike
         .collect()
 }
 
-pub(super) fn quarter_hours(rows: Vec<PlatformQuarterRow>) -> StoreResult<Vec<QuarterHour>> {
+pub(super) fn quarter_hours(rows: Vec<PlatformQuarterRow>) -> StoreResult<Vec<QuarterTally>> {
     rows.into_iter()
-        .map(|(start, plays, seconds)| quarter(start, plays, seconds))
+        .map(|(start, plays, seconds)| {
+            Ok(QuarterTally {
+                start,
+                counts: Counts {
+                    plays: count(plays)?,
+                    seconds: count(seconds)?,
+                    ..Counts::default()
+                },
+            })
+        })
         .collect()
 }
 

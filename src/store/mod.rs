@@ -7,8 +7,8 @@ use std::future::Future;
 
 use crate::domain::{
     HistoryQuery, LikePosition, LikedTrack, ListenerCount, NewPlay, Notes, Play, PlayId,
-    PlayPosition, PlayStats, QuarterHour, Recorded, TimeRange, Timestamp, TrackErasure, TrackId,
-    TrackLikes, UserErasure, UserId,
+    PlayPosition, QuarterTally, Recorded, TimeRange, Timestamp, TrackErasure, TrackId, TrackLikes,
+    UserErasure, UserId,
 };
 
 mod admin;
@@ -16,6 +16,7 @@ mod database;
 mod error;
 mod postgres;
 mod rows;
+mod snapshot;
 mod sqlite;
 mod stats;
 mod types;
@@ -24,6 +25,7 @@ pub use database::{Database, DatabaseKind};
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use stats::{AllTime, LibraryFigures, PeriodTracks, TrackCounts};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -167,18 +169,39 @@ pub trait LikeStore {
     ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
 }
 
-/// One listener's statistics.
+/// One listener's statistics, each call read in one snapshot. Figures come from aggregates:
+/// all time from the per-listener totals, any other span from the snapshots of its finished
+/// UTC days and months plus the plays of its partial ends (see `stats`).
 pub trait StatsStore {
-    /// Statistics of the plays in `range`, with `top_tracks` top tracks, and plays per UTC quarter
-    /// hour within `buckets` (the daily-activity window). All-time statistics come from
-    /// aggregates kept with every write, never from a scan of the history.
-    fn play_stats(
+    /// Everything GetLibraryStats reports for `range`: all-time totals, the range's tracks,
+    /// sources and quarter hours (or, for all time, the `top` best tracks and the sources), and
+    /// the quarter hours of the whole history. A quarter hour holding one of `cuts` (instants
+    /// where the caller's zone changes offset off the quarter hour) comes split there, its
+    /// second part keyed by the cut, so that it folds into local time exactly.
+    fn library_stats(
         &self,
         user: UserId,
         range: TimeRange,
-        top_tracks: u32,
-        buckets: TimeRange,
-    ) -> impl Future<Output = StoreResult<PlayStats>> + Send;
+        top: u32,
+        cuts: &[Timestamp],
+    ) -> impl Future<Output = StoreResult<LibraryFigures>> + Send;
+
+    /// The plays in `range` of each of `tracks`, and which of them are liked.
+    fn track_play_counts(
+        &self,
+        user: UserId,
+        tracks: &[TrackId],
+        range: TimeRange,
+    ) -> impl Future<Output = StoreResult<TrackCounts>> + Send;
+
+    /// Every track played in `period` and in `previous`, and the tracks first played ever in
+    /// `period`.
+    fn period_tracks(
+        &self,
+        user: UserId,
+        period: TimeRange,
+        previous: TimeRange,
+    ) -> impl Future<Output = StoreResult<PeriodTracks>> + Send;
 }
 
 /// Platform-wide figures, retention and erasure, for the admin service.
@@ -202,7 +225,7 @@ pub trait AdminStore {
         &self,
         since: Timestamp,
         until: Timestamp,
-    ) -> impl Future<Output = StoreResult<Vec<QuarterHour>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<QuarterTally>>> + Send;
 
     /// Retention across all listeners: deletes (or with `dry_run` counts) every play played before
     /// `cutoff`, keeping the aggregates right. PostgreSQL drops whole monthly partitions where it

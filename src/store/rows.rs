@@ -13,7 +13,8 @@ pub(super) fn count(n: i64) -> StoreResult<u64> {
 /// The columns of a play in `plays`, for `concat!` into static SQL.
 macro_rules! play_columns {
     () => {
-        "user_id, id, track_id, played_at, played_for_seconds, completed, source"
+        "user_id, id, track_id, played_at, played_for_seconds, completed, source, \
+         track_duration_seconds, counted"
     };
 }
 pub(super) use play_columns;
@@ -27,6 +28,8 @@ pub(super) struct PlayRow {
     pub played_for_seconds: i32,
     pub completed: bool,
     pub source: String,
+    pub track_duration_seconds: Option<i32>,
+    pub counted: bool,
 }
 
 impl PlayRow {
@@ -42,6 +45,14 @@ impl PlayRow {
             played_for_seconds,
             completed: self.completed,
             source: self.source,
+            track_duration_seconds: self
+                .track_duration_seconds
+                .map(|d| {
+                    u32::try_from(d)
+                        .map_err(|_| StoreError::Corrupt(format!("track_duration_seconds {d}")))
+                })
+                .transpose()?,
+            counted: self.counted,
         })
     }
 }
@@ -97,5 +108,7 @@ pub(super) fn new_play(user: UserId, p: &NewPlay) -> Play {
         played_for_seconds: p.played_for_seconds,
         completed: p.completed,
         source: p.source.as_str().to_string(),
+        track_duration_seconds: p.track_duration_seconds,
+        counted: p.counted,
     }
 }

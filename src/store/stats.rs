@@ -1,181 +1,756 @@
-//! The statistics flow, written once for both backends: every figure is read inside one read
-//! snapshot (so they agree with each other under concurrent writes), the daily-activity window is
-//! cut into whole UTC quarter hours, which the aggregates answer, and at most two partial ones at
-//! its ends, which the plays answer. Each backend supplies only the SQL, through [`StatsSql`].
-use std::future::Future;
-
-use sqlx::FromRow;
-
-use super::{StatsStore, StoreResult, rows::count};
-use crate::domain::{
-    PlayStats, QUARTER_HOUR_MICROS, QuarterHour, SourceCount, TimeRange, Timestamp, TrackCount,
-    TrackId, UserId, split_quarters,
+//! The statistics flow, written once for both backends. Every figure of a call is read in one
+//! read snapshot, so figures agree with each other under concurrent writes. A span is cut into
+//! pieces (`domain::decompose`): whole UTC days and months that are over come from their
+//! snapshots, built here from the plays the first time they are needed (and again after a write
+//! into the period marked them stale), and stored once the read is over; the partial days at the
+//! ends and the unsettled tail come from the plays and the quarter-hour aggregates. Each backend
+//! supplies only the SQL, through [`StatsSql`].
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
 };
 
-/// The totals of a range, as the SQL returns them.
-#[derive(FromRow)]
-pub struct TotalsRow {
-    pub plays: i64,
-    pub completed: i64,
-    pub seconds: i64,
-    pub tracks: i64,
+use super::{
+    StatsStore, StoreResult,
+    rows::count,
+    snapshot::{self, Encoded},
+};
+use crate::domain::{
+    Counts, Figures, FiguresSum, Period, Piece, QUARTER_HOUR_MICROS, QuarterTally, SourceTally,
+    TimeRange, Timestamp, TrackId, TrackTally, UserId, day_floor, decompose, quarter_floor,
+    split_quarters,
+};
+
+/// A listener's all-time totals, as the aggregates keep them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AllTime {
+    pub counts: Counts,
+    pub tracks: u64,
     pub first: Option<Timestamp>,
     pub last: Option<Timestamp>,
 }
 
-/// `(track, plays, seconds)`, best first.
-pub type TrackRow = (TrackId, i64, i64);
-/// `(source, plays)`, most first, then source in byte order.
-pub type SourceRow = (String, i64);
-/// `(quarter start, plays, seconds)`.
-pub type QuarterRow = (Timestamp, i64, i64);
+/// Everything GetLibraryStats folds into its answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LibraryFigures {
+    pub all_time: AllTime,
+    /// The best `top` tracks of all time (when the range is all time).
+    pub all_time_top: Vec<TrackTally>,
+    pub all_time_sources: Vec<SourceTally>,
+    /// Tracks, sources and quarter hours of the range; `None` when the range is all time.
+    pub range: Option<Figures>,
+    /// Quarter hours of the whole history (streaks, and all-time activity).
+    pub history_quarters: Vec<QuarterTally>,
+    pub liked: u64,
+}
 
-/// The queries behind `play_stats`, per backend. `range` unbounded on both sides means all time,
-/// which a backend answers from its aggregates.
+/// Each requested track's plays in a range (`None` when it has none), and which are liked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackCounts {
+    pub tallies: HashMap<TrackId, TrackTally>,
+    pub liked: Vec<TrackId>,
+}
+
+/// The tracks of a period and of the period before it, and the tracks first played ever in the
+/// period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeriodTracks {
+    pub current: Vec<TrackTally>,
+    pub previous: Vec<TrackTally>,
+    pub first_played: Vec<TrackId>,
+}
+
+/// What a period's row says: its write generation and, when built, its snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodRow {
+    pub period: Period,
+    pub generation: i64,
+    pub built_generation: Option<i64>,
+    pub tracks: Option<Vec<u8>>,
+    pub sources: Option<Vec<u8>>,
+    pub quarters: Option<Vec<u8>>,
+}
+
+/// A snapshot built during a read, to be stored if no write changed its period meanwhile.
+pub struct Built {
+    pub period: Period,
+    /// The generation the snapshot was built from.
+    pub generation: i64,
+    pub blobs: Encoded,
+}
+
+/// The queries behind the statistics, per backend. Everything but `store_snapshots` runs in the
+/// read snapshot `s`.
 pub trait StatsSql: Send + Sync {
-    /// A read-only transaction whose snapshot every query below sees.
     type Snapshot: Send;
 
     fn snapshot(&self) -> impl Future<Output = StoreResult<Self::Snapshot>> + Send;
 
-    fn close(snapshot: Self::Snapshot) -> impl Future<Output = StoreResult<()>> + Send;
+    fn close(s: Self::Snapshot) -> impl Future<Output = StoreResult<()>> + Send;
 
-    fn totals(
+    fn all_time(
         s: &mut Self::Snapshot,
         user: UserId,
-        range: TimeRange,
-    ) -> impl Future<Output = StoreResult<TotalsRow>> + Send;
+    ) -> impl Future<Output = StoreResult<AllTime>> + Send;
 
-    /// Most plays first, then most seconds, then track id.
-    fn top_tracks(
+    /// The best `limit` tracks of all time, best first.
+    fn all_time_top(
         s: &mut Self::Snapshot,
         user: UserId,
-        range: TimeRange,
         limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<TrackRow>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<TrackTally>>> + Send;
 
-    fn sources(
+    fn all_time_sources(
+        s: &mut Self::Snapshot,
+        user: UserId,
+    ) -> impl Future<Output = StoreResult<Vec<SourceTally>>> + Send;
+
+    /// The all-time tallies of these tracks (those the listener played).
+    fn all_time_tracks(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        tracks: &[TrackId],
+    ) -> impl Future<Output = StoreResult<Vec<TrackTally>>> + Send;
+
+    /// The tracks whose first play ever is in `range`.
+    fn first_played_in(
         s: &mut Self::Snapshot,
         user: UserId,
         range: TimeRange,
-    ) -> impl Future<Output = StoreResult<Vec<SourceRow>>> + Send;
-
-    /// The aggregates' quarter hours starting in `[from, to)` (both on quarter-hour boundaries),
-    /// ordered by start.
-    fn whole_quarters(
-        s: &mut Self::Snapshot,
-        user: UserId,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> impl Future<Output = StoreResult<Vec<QuarterRow>>> + Send;
-
-    /// Plays and seconds of the plays in `[from, to)`, a piece of one quarter hour.
-    fn plays_between(
-        s: &mut Self::Snapshot,
-        user: UserId,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> impl Future<Output = StoreResult<(i64, i64)>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<TrackId>>> + Send;
 
     fn liked_count(
         s: &mut Self::Snapshot,
         user: UserId,
     ) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    /// Which of these tracks the listener likes.
+    fn liked_among(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        tracks: &[TrackId],
+    ) -> impl Future<Output = StoreResult<Vec<TrackId>>> + Send;
+
+    /// The rows of these periods that exist, with the snapshot columns (`quarters` only, when
+    /// `quarters_only`).
+    fn period_rows(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        periods: &[Period],
+        quarters_only: bool,
+    ) -> impl Future<Output = StoreResult<Vec<PeriodRow>>> + Send;
+
+    /// Per-track tallies of the plays in `[since, until)`, only of `among` when given.
+    fn plays_tracks(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        among: Option<&[TrackId]>,
+    ) -> impl Future<Output = StoreResult<Vec<TrackTally>>> + Send;
+
+    fn plays_sources(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        since: Timestamp,
+        until: Option<Timestamp>,
+    ) -> impl Future<Output = StoreResult<Vec<SourceTally>>> + Send;
+
+    /// The plays in `[since, until)`, a piece of one quarter hour, as that quarter's tally.
+    fn plays_quarter(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = StoreResult<Counts>> + Send;
+
+    /// The quarter-hour aggregates of the quarters starting in `[from, to)`.
+    fn quarter_rows(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        from: Timestamp,
+        to: Option<Timestamp>,
+    ) -> impl Future<Output = StoreResult<Vec<QuarterTally>>> + Send;
+
+    /// Stores snapshots built by a read, each only if its period's generation is still the one
+    /// it was built from.
+    fn store_snapshots(
+        &self,
+        user: UserId,
+        built: Vec<Built>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Which figures a span needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parts<'a> {
+    tracks: bool,
+    sources: bool,
+    quarters: bool,
+    /// Only these tracks (sorted, without repeats).
+    among: Option<&'a [TrackId]>,
+}
+
+const EVERYTHING: Parts<'static> = Parts {
+    tracks: true,
+    sources: true,
+    quarters: true,
+    among: None,
+};
+
+/// One read: the snapshot, the periods' rows seen so far, and the snapshots built on the way.
+struct Read<T: StatsSql> {
+    s: T::Snapshot,
+    user: UserId,
+    now: Timestamp,
+    rows: HashMap<Period, PeriodRow>,
+    /// Periods whose every column was read (rows read for their quarters only are not).
+    whole: HashSet<Period>,
+    built: Vec<Built>,
+    /// Figures of built periods, so a month built from its days reuses them.
+    fresh: HashMap<Period, Figures>,
+}
+
+/// Whether a row's snapshot is current and holds the parts asked for.
+fn usable(row: &PeriodRow, parts: Parts<'_>) -> bool {
+    row.built_generation == Some(row.generation)
+        && (!parts.tracks || row.tracks.is_some())
+        && (!parts.sources || row.sources.is_some())
+        && (!parts.quarters || row.quarters.is_some())
+}
+
+impl<T: StatsSql> Read<T> {
+    async fn begin(store: &T, user: UserId) -> StoreResult<Self> {
+        Ok(Self {
+            s: store.snapshot().await?,
+            user,
+            now: Timestamp::now(),
+            rows: HashMap::new(),
+            whole: HashSet::new(),
+            built: Vec::new(),
+            fresh: HashMap::new(),
+        })
+    }
+
+    /// Ends the read, then stores what it built.
+    async fn finish(self, store: &T) -> StoreResult<()> {
+        T::close(self.s).await?;
+        if !self.built.is_empty() {
+            store.store_snapshots(self.user, self.built).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the rows of the periods of `pieces` not read yet.
+    async fn load(&mut self, pieces: &[Piece], quarters_only: bool) -> StoreResult<()> {
+        let missing: Vec<Period> = pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Period(period) => Some(*period),
+                Piece::Plays { .. } => None,
+            })
+            .filter(|p| !self.whole.contains(p) && (!quarters_only || !self.rows.contains_key(p)))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for row in T::period_rows(&mut self.s, self.user, &missing, quarters_only).await? {
+            self.rows.insert(row.period, row);
+        }
+        if !quarters_only {
+            self.whole.extend(missing);
+        }
+        Ok(())
+    }
+
+    /// Adds the figures of `[since, until)` to `sum`.
+    async fn add_span(
+        &mut self,
+        sum: &mut FiguresSum,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        parts: Parts<'_>,
+    ) -> StoreResult<()> {
+        let pieces = decompose(since, until, self.now);
+        self.load(&pieces, !parts.tracks && !parts.sources).await?;
+        for piece in pieces {
+            match piece {
+                Piece::Period(period) => self.add_period(sum, period, parts).await?,
+                Piece::Plays { since, until } => {
+                    self.add_plays(sum, since, until, parts).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn add_period(
+        &mut self,
+        sum: &mut FiguresSum,
+        period: Period,
+        parts: Parts<'_>,
+    ) -> StoreResult<()> {
+        if let Some(figures) = self.fresh.get(&period) {
+            add_parts(sum, figures, parts);
+            return Ok(());
+        }
+        if let Some(row) = self.rows.get(&period).filter(|row| usable(row, parts)) {
+            return add_row(sum, row, parts);
+        }
+        let figures = match period {
+            Period::Day(_) => self.build_day(period).await?,
+            Period::Month(_) => self.build_month(period).await?,
+        };
+        add_parts(sum, &figures, parts);
+        self.fresh.insert(period, figures);
+        Ok(())
+    }
+
+    fn remember(&mut self, period: Period, figures: &Figures) {
+        let generation = self.rows.get(&period).map_or(0, |row| row.generation);
+        self.built.push(Built {
+            period,
+            generation,
+            blobs: snapshot::encode(period, figures),
+        });
+    }
+
+    /// A day's figures from its plays.
+    async fn build_day(&mut self, day: Period) -> StoreResult<Figures> {
+        let mut sum = FiguresSum::default();
+        self.add_plays(&mut sum, day.start(), Some(day.end()), EVERYTHING)
+            .await?;
+        let figures = sum.finish();
+        self.remember(day, &figures);
+        Ok(figures)
+    }
+
+    /// A month's figures from its days' snapshots, building those that are missing.
+    async fn build_month(&mut self, month: Period) -> StoreResult<Figures> {
+        let days = month.days();
+        let pieces: Vec<Piece> = days.iter().copied().map(Piece::Period).collect();
+        self.load(&pieces, false).await?;
+        let mut sum = FiguresSum::default();
+        for day in days {
+            if let Some(figures) = self.fresh.get(&day) {
+                sum.add(figures);
+            } else if let Some(row) = self.rows.get(&day).filter(|r| usable(r, EVERYTHING)) {
+                add_row(&mut sum, row, EVERYTHING)?;
+            } else {
+                let figures = self.build_day(day).await?;
+                sum.add(&figures);
+                self.fresh.insert(day, figures);
+            }
+        }
+        let figures = sum.finish();
+        self.remember(month, &figures);
+        Ok(figures)
+    }
+
+    /// The plays of `[since, until)`: tracks and sources from the plays, whole quarter hours
+    /// from their aggregates and the partial ones at the ends from the plays.
+    async fn add_plays(
+        &mut self,
+        sum: &mut FiguresSum,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        parts: Parts<'_>,
+    ) -> StoreResult<()> {
+        let user = self.user;
+        if parts.tracks {
+            let tracks = T::plays_tracks(&mut self.s, user, since, until, parts.among).await?;
+            sum.add_tracks(&tracks);
+        }
+        if parts.sources {
+            sum.add_sources(&T::plays_sources(&mut self.s, user, since, until).await?);
+        }
+        if parts.quarters {
+            let split = split_quarters(since, until);
+            for (from, to) in [split.head, split.tail].into_iter().flatten() {
+                let counts = T::plays_quarter(&mut self.s, user, from, to).await?;
+                if !counts.is_empty() {
+                    sum.add_quarters(&[QuarterTally {
+                        start: quarter_floor(from),
+                        counts,
+                    }]);
+                }
+            }
+            if let Some((from, to)) = split.whole {
+                sum.add_quarters(&T::quarter_rows(&mut self.s, user, from, to).await?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Splits the tally of each quarter hour that holds a cut, from its plays: the part before
+    /// the cut keeps the quarter's start, the part after is keyed by the cut. `quarters` are
+    /// those of `range`, in order.
+    async fn split_at(
+        &mut self,
+        quarters: &mut Vec<QuarterTally>,
+        cuts: &[Timestamp],
+        range: TimeRange,
+    ) -> StoreResult<()> {
+        for &cut in cuts {
+            let quarter = quarter_floor(cut);
+            let Ok(i) = quarters.binary_search_by_key(&quarter, |q| q.start) else {
+                continue;
+            };
+            let from = range.since.map_or(quarter, |s| s.max(quarter));
+            let end = quarter.saturating_add_seconds(QUARTER_HOUR_MICROS / 1_000_000);
+            let to = range.until.map_or(end, |u| u.min(end));
+            if cut >= to {
+                continue;
+            }
+            if cut <= from {
+                // Every play of the tally is after the cut.
+                quarters[i].start = from;
+                continue;
+            }
+            let before = T::plays_quarter(&mut self.s, self.user, from, cut).await?;
+            let after = T::plays_quarter(&mut self.s, self.user, cut, to).await?;
+            let parts = [(quarter, before), (cut, after)]
+                .into_iter()
+                .filter(|(_, counts)| !counts.is_empty())
+                .map(|(start, counts)| QuarterTally { start, counts });
+            quarters.splice(i..=i, parts);
+        }
+        Ok(())
+    }
+
+    /// The figures of `range`, clipped to the history (nothing is played before the first play).
+    async fn figures(
+        &mut self,
+        range: TimeRange,
+        first_play: Option<Timestamp>,
+        parts: Parts<'_>,
+    ) -> StoreResult<Figures> {
+        let mut sum = FiguresSum::default();
+        let Some(first) = first_play else {
+            return Ok(sum.finish());
+        };
+        let since = range
+            .since
+            .map_or(day_floor(first), |s| s.max(day_floor(first)));
+        if range.until.is_none_or(|u| u > since) {
+            self.add_span(&mut sum, since, range.until, parts).await?;
+        }
+        Ok(sum.finish())
+    }
+}
+
+fn add_row(sum: &mut FiguresSum, row: &PeriodRow, parts: Parts<'_>) -> StoreResult<()> {
+    if parts.tracks
+        && let Some(blob) = &row.tracks
+    {
+        let tracks = match parts.among {
+            Some(among) => snapshot::decode_tracks_among(blob, among)?,
+            None => snapshot::decode_tracks(blob)?,
+        };
+        sum.add_tracks(&tracks);
+    }
+    if parts.sources
+        && let Some(blob) = &row.sources
+    {
+        sum.add_sources(&snapshot::decode_sources(blob)?);
+    }
+    if parts.quarters
+        && let Some(blob) = &row.quarters
+    {
+        sum.add_quarters(&snapshot::decode_quarters(row.period, blob)?);
+    }
+    Ok(())
+}
+
+fn add_parts(sum: &mut FiguresSum, figures: &Figures, parts: Parts<'_>) {
+    if parts.tracks {
+        match parts.among {
+            Some(among) => sum.add_tracks(
+                figures
+                    .tracks
+                    .iter()
+                    .filter(|t| among.binary_search(&t.track_id).is_ok()),
+            ),
+            None => sum.add_tracks(&figures.tracks),
+        }
+    }
+    if parts.sources {
+        sum.add_sources(&figures.sources);
+    }
+    if parts.quarters {
+        sum.add_quarters(&figures.quarters);
+    }
 }
 
 impl<T: StatsSql> StatsStore for T {
-    async fn play_stats(
+    async fn library_stats(
         &self,
         user: UserId,
         range: TimeRange,
-        top_tracks: u32,
-        buckets: TimeRange,
-    ) -> StoreResult<PlayStats> {
-        let mut s = self.snapshot().await?;
-        let totals = T::totals(&mut s, user, range).await?;
-        let top = T::top_tracks(&mut s, user, range, top_tracks).await?;
-        let sources = T::sources(&mut s, user, range).await?;
-        let quarter_hours = match (buckets.since, buckets.until) {
-            (Some(since), Some(until)) => quarters::<T>(&mut s, user, since, until).await?,
-            _ => Vec::new(),
+        top: u32,
+        cuts: &[Timestamp],
+    ) -> StoreResult<LibraryFigures> {
+        let mut read = Read::<T>::begin(self, user).await?;
+        let all_time = T::all_time(&mut read.s, user).await?;
+        let history = TimeRange::default();
+        let mut history_quarters = read
+            .figures(
+                history,
+                all_time.first,
+                Parts {
+                    tracks: false,
+                    sources: false,
+                    quarters: true,
+                    among: None,
+                },
+            )
+            .await?
+            .quarters;
+        read.split_at(&mut history_quarters, cuts, history).await?;
+        let (all_time_top, all_time_sources, figures) = if range.is_all_time() {
+            (
+                T::all_time_top(&mut read.s, user, top).await?,
+                T::all_time_sources(&mut read.s, user).await?,
+                None,
+            )
+        } else {
+            let mut figures = read.figures(range, all_time.first, EVERYTHING).await?;
+            read.split_at(&mut figures.quarters, cuts, range).await?;
+            (Vec::new(), Vec::new(), Some(figures))
         };
-        let liked = T::liked_count(&mut s, user).await?;
-        T::close(s).await?;
-        Ok(PlayStats {
-            total_plays: count(totals.plays)?,
-            completed_plays: count(totals.completed)?,
-            listening_seconds: count(totals.seconds)?,
-            unique_tracks: count(totals.tracks)?,
-            first_played_at: totals.first,
-            last_played_at: totals.last,
-            top_tracks: top
-                .into_iter()
-                .map(|(track_id, plays, seconds)| {
-                    Ok(TrackCount {
-                        track_id,
-                        plays: count(plays)?,
-                        seconds: count(seconds)?,
-                    })
-                })
-                .collect::<StoreResult<_>>()?,
-            sources: sources
-                .into_iter()
-                .map(|(source, plays)| {
-                    Ok(SourceCount {
-                        source,
-                        plays: count(plays)?,
-                    })
-                })
-                .collect::<StoreResult<_>>()?,
-            quarter_hours,
-            liked_tracks: count(liked)?,
+        let liked = count(T::liked_count(&mut read.s, user).await?)?;
+        read.finish(self).await?;
+        Ok(LibraryFigures {
+            all_time,
+            all_time_top,
+            all_time_sources,
+            range: figures,
+            history_quarters,
+            liked,
+        })
+    }
+
+    async fn track_play_counts(
+        &self,
+        user: UserId,
+        tracks: &[TrackId],
+        range: TimeRange,
+    ) -> StoreResult<TrackCounts> {
+        let mut wanted = tracks.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut read = Read::<T>::begin(self, user).await?;
+        let tallies = if range.is_all_time() {
+            T::all_time_tracks(&mut read.s, user, &wanted).await?
+        } else {
+            let first = T::all_time(&mut read.s, user).await?.first;
+            let parts = Parts {
+                tracks: true,
+                sources: false,
+                quarters: false,
+                among: Some(&wanted),
+            };
+            read.figures(range, first, parts).await?.tracks
+        };
+        let liked = T::liked_among(&mut read.s, user, &wanted).await?;
+        read.finish(self).await?;
+        Ok(TrackCounts {
+            tallies: tallies.into_iter().map(|t| (t.track_id, t)).collect(),
+            liked,
+        })
+    }
+
+    async fn period_tracks(
+        &self,
+        user: UserId,
+        period: TimeRange,
+        previous: TimeRange,
+    ) -> StoreResult<PeriodTracks> {
+        let mut read = Read::<T>::begin(self, user).await?;
+        let first = T::all_time(&mut read.s, user).await?.first;
+        let parts = Parts {
+            tracks: true,
+            sources: false,
+            quarters: false,
+            among: None,
+        };
+        let current = read.figures(period, first, parts).await?.tracks;
+        let before = read.figures(previous, first, parts).await?.tracks;
+        let first_played = T::first_played_in(&mut read.s, user, period).await?;
+        read.finish(self).await?;
+        Ok(PeriodTracks {
+            current,
+            previous: before,
+            first_played,
         })
     }
 }
 
-pub(super) fn quarter(start: Timestamp, plays: i64, seconds: i64) -> StoreResult<QuarterHour> {
-    Ok(QuarterHour {
-        start,
-        plays: count(plays)?,
-        seconds: count(seconds)?,
-    })
+/// A per-track row as both backends return it.
+#[derive(sqlx::FromRow)]
+pub struct TrackRow {
+    pub track_id: TrackId,
+    pub plays: i64,
+    pub counted: i64,
+    pub seconds: i64,
+    pub first: Timestamp,
+    pub last: Timestamp,
 }
 
-/// Plays and seconds per UTC quarter hour in `[since, until)`, ordered by start; only quarter
-/// hours with plays.
-async fn quarters<T: StatsSql>(
-    s: &mut T::Snapshot,
-    user: UserId,
-    since: Timestamp,
-    until: Timestamp,
-) -> StoreResult<Vec<QuarterHour>> {
-    let split = split_quarters(since, until);
-    let mut out = Vec::new();
-    if let Some(piece) = split.head {
-        out.extend(partial::<T>(s, user, piece).await?);
-    }
-    if let Some((from, to)) = split.whole {
-        for (start, plays, seconds) in T::whole_quarters(s, user, from, to).await? {
-            out.push(quarter(start, plays, seconds)?);
-        }
-    }
-    if let Some(piece) = split.tail {
-        out.extend(partial::<T>(s, user, piece).await?);
-    }
-    Ok(out)
+/// A per-source row.
+#[derive(sqlx::FromRow)]
+pub struct SourceRow {
+    pub source: String,
+    pub plays: i64,
+    pub counted: i64,
+    pub completed: i64,
+    pub seconds: i64,
 }
 
-/// The plays of part of one quarter hour, as that quarter hour's entry (if any).
-async fn partial<T: StatsSql>(
-    s: &mut T::Snapshot,
-    user: UserId,
-    (from, to): (Timestamp, Timestamp),
-) -> StoreResult<Option<QuarterHour>> {
-    let (plays, seconds) = T::plays_between(s, user, from, to).await?;
-    if plays == 0 {
-        return Ok(None);
+/// A quarter-hour row.
+#[derive(sqlx::FromRow)]
+pub struct QuarterRow {
+    pub start: Timestamp,
+    pub plays: i64,
+    pub counted: i64,
+    pub completed: i64,
+    pub seconds: i64,
+}
+
+/// Plays, counted, completed and seconds of a set of plays.
+#[derive(sqlx::FromRow)]
+pub struct CountsRow {
+    pub plays: i64,
+    pub counted: i64,
+    pub completed: i64,
+    pub seconds: i64,
+}
+
+/// The all-time totals row (all zero, and no first play, for a listener without plays).
+#[derive(sqlx::FromRow)]
+pub struct AllTimeRow {
+    #[sqlx(flatten)]
+    pub counts: CountsRow,
+    pub tracks: i64,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+}
+
+/// A period's row, its kind and start as stored.
+#[derive(sqlx::FromRow)]
+pub struct PeriodDbRow {
+    pub period_kind: i16,
+    pub period_start: Timestamp,
+    pub generation: i64,
+    pub built_generation: Option<i64>,
+    pub tracks: Option<Vec<u8>>,
+    pub sources: Option<Vec<u8>>,
+    pub quarters: Option<Vec<u8>>,
+}
+
+pub const DAY_KIND: i16 = 1;
+pub const MONTH_KIND: i16 = 2;
+
+/// How a period is keyed in `user_period_stats`.
+pub fn period_key(period: Period) -> (i16, Timestamp) {
+    match period {
+        Period::Day(start) => (DAY_KIND, start),
+        Period::Month(start) => (MONTH_KIND, start),
     }
-    let start = from.as_micros().div_euclid(QUARTER_HOUR_MICROS) * QUARTER_HOUR_MICROS;
-    let start = Timestamp::from_micros(start).unwrap_or(from);
-    quarter(start, plays, seconds).map(Some)
+}
+
+impl CountsRow {
+    pub fn into_counts(self) -> StoreResult<Counts> {
+        Ok(Counts {
+            plays: count(self.plays)?,
+            counted: count(self.counted)?,
+            completed: count(self.completed)?,
+            seconds: count(self.seconds)?,
+        })
+    }
+}
+
+impl AllTimeRow {
+    pub fn into_all_time(self) -> StoreResult<AllTime> {
+        Ok(AllTime {
+            counts: self.counts.into_counts()?,
+            tracks: count(self.tracks)?,
+            first: self.first,
+            last: self.last,
+        })
+    }
+}
+
+pub fn tracks(rows: Vec<TrackRow>) -> StoreResult<Vec<TrackTally>> {
+    rows.into_iter()
+        .map(|r| {
+            Ok(TrackTally {
+                track_id: r.track_id,
+                counts: Counts {
+                    plays: count(r.plays)?,
+                    counted: count(r.counted)?,
+                    completed: 0,
+                    seconds: count(r.seconds)?,
+                },
+                first: r.first,
+                last: r.last,
+            })
+        })
+        .collect()
+}
+
+pub fn sources(rows: Vec<SourceRow>) -> StoreResult<Vec<SourceTally>> {
+    rows.into_iter()
+        .map(|r| {
+            Ok(SourceTally {
+                source: r.source,
+                counts: CountsRow {
+                    plays: r.plays,
+                    counted: r.counted,
+                    completed: r.completed,
+                    seconds: r.seconds,
+                }
+                .into_counts()?,
+            })
+        })
+        .collect()
+}
+
+pub fn quarters(rows: Vec<QuarterRow>) -> StoreResult<Vec<QuarterTally>> {
+    rows.into_iter()
+        .map(|r| {
+            Ok(QuarterTally {
+                start: r.start,
+                counts: CountsRow {
+                    plays: r.plays,
+                    counted: r.counted,
+                    completed: r.completed,
+                    seconds: r.seconds,
+                }
+                .into_counts()?,
+            })
+        })
+        .collect()
+}
+
+pub fn periods(rows: Vec<PeriodDbRow>) -> StoreResult<Vec<PeriodRow>> {
+    rows.into_iter()
+        .map(|r| {
+            let period = match r.period_kind {
+                DAY_KIND => Period::Day(r.period_start),
+                MONTH_KIND => Period::Month(r.period_start),
+                kind => {
+                    return Err(super::StoreError::Corrupt(format!("period kind {kind}")));
+                }
+            };
+            Ok(PeriodRow {
+                period,
+                generation: r.generation,
+                built_generation: r.built_generation,
+                tracks: r.tracks,
+                sources: r.sources,
+                quarters: r.quarters,
+            })
+        })
+        .collect()
 }

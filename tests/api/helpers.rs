@@ -28,6 +28,7 @@ pub fn play(track: &str, seconds: u32, at: &str) -> pb::NewPlay {
         source: String::new(),
         played_at: Some(ts(at)),
         request_id: String::new(),
+        track_duration_seconds: None,
     }
 }
 

@@ -4,12 +4,14 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { createServer } from "vite";
 import { afterAll, beforeAll, describe, expect, onTestFailed, test } from "vitest";
 
 import { createLibraryClient, type LibraryClient } from "../src/client.ts";
+import { ActivityBucket, type TopTrack, TopTracksPeriod } from "../src/gen/audiohm/library/v1/library_pb.ts";
+import { hoursOf, rankingOf, seedVeteran, type Veteran, ZONE } from "./seed.ts";
 import { backends, buildService, RunningService, webDir } from "./service.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -22,6 +24,32 @@ const STREAMS_PER_MINUTE = 8;
 const TRACKS = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()] as const;
 const PLAYS = 120;
 const XSS_NOTE = `that bassline <img src=x onerror="document.title='pwned'">`;
+
+/** A count as the page words it. */
+const playsText = (n: bigint) => `${n} ${n === 1n ? "play" : "plays"}`;
+
+/** What the page reads from a play-count badge. */
+async function badges(page: Page, scope: string) {
+  return page.locator(`${scope} [data-play-count]`).evaluateAll((all) =>
+    all.map((b) => ({
+      trackId: b.getAttribute("data-play-count"),
+      text: b.textContent,
+      counted: b.getAttribute("data-counted"),
+      plays: b.getAttribute("data-plays"),
+    })),
+  );
+}
+
+/** The badges the page should show for `counts`, one per badge read. */
+function expectedBadges(
+  shown: { trackId: string | null }[],
+  counts: { trackId: string; plays: bigint; countedPlays: bigint }[],
+) {
+  return shown.map(({ trackId }) => {
+    const c = counts.find((t) => t.trackId === trackId);
+    return { trackId, text: c ? playsText(c.countedPlays) : "?", counted: String(c?.countedPlays), plays: String(c?.plays) };
+  });
+}
 
 let binary: string;
 let browser: Browser;
@@ -47,6 +75,9 @@ describe.each(backends())("My library page on $name", (backend) => {
   const listener = randomUUID();
   const dialogs: string[] = [];
   const pageErrors: string[] = [];
+  // The page's calls, by method, to see that each page of rows asks for its play counts once.
+  const calls = new Map<string, number>();
+  const callsOf = (method: string) => calls.get(method) ?? 0;
   // Includes anything the service's Content-Security-Policy blocks.
   const consoleErrors: string[] = [];
 
@@ -81,6 +112,10 @@ describe.each(backends())("My library page on $name", (backend) => {
       void dialog.dismiss();
     });
     page.on("pageerror", (error) => pageErrors.push(error.message));
+    page.on("request", (request) => {
+      const method = new URL(request.url()).pathname.split("/").pop() ?? "";
+      calls.set(method, callsOf(method) + 1);
+    });
     page.on("console", (message) => {
       if (message.type() === "error") consoleErrors.push(message.text());
     });
@@ -143,6 +178,12 @@ describe.each(backends())("My library page on $name", (backend) => {
     expect(await page.locator("#likes-total").innerText()).toBe("2 liked");
     expect(await page.getByLabel(`Notes for ${TRACKS[1]}`).inputValue()).toBe(XSS_NOTE);
     expect(await page.getByLabel(`Notes for ${TRACKS[2]}`).inputValue()).toBe("sunday mornings");
+    // Each with its play count, as GetTrackPlayCounts answers it.
+    await expect.poll(async () => (await badges(page, "#likes")).every((b) => b.counted !== null)).toBe(true);
+    const { tracks } = await api.getTrackPlayCounts({ trackIds: [TRACKS[1], TRACKS[2]] });
+    const shown = await badges(page, "#likes");
+    expect(shown.map((b) => b.trackId)).toEqual([TRACKS[2], TRACKS[1]]);
+    expect(shown).toEqual(expectedBadges(shown, tracks));
     // The note is shown, never run.
     expect(await page.title()).toBe("My library · audiOhm");
     expect(await page.locator("img").count()).toBe(0);
@@ -150,16 +191,36 @@ describe.each(backends())("My library page on $name", (backend) => {
 
   test("streams the history newest first and loads more from the last cursor", async () => {
     screenshotOnFailure("history");
+    // Every badge filled: the page's GetTrackPlayCounts call has been answered.
+    const counted = async () => (await badges(page, "#history")).every((b) => b.counted !== null);
     await expect.poll(() => page.locator("#history-status").innerText()).toBe("50 plays shown");
+    await expect.poll(counted).toBe(true);
     expect(await historyRows().count()).toBe(50);
+    const before = callsOf("GetTrackPlayCounts");
     const more = page.getByRole("button", { name: "Load more" });
     await more.click();
     await expect.poll(() => page.locator("#history-status").innerText()).toBe("100 plays shown");
+    await expect.poll(counted).toBe(true);
+    await expect.poll(() => callsOf("GetTrackPlayCounts")).toBe(before + 1);
     await more.click();
     await expect.poll(() => page.locator("#history-status").innerText()).toBe(
       "120 plays shown · that is all of your history",
     );
+    await expect.poll(counted).toBe(true);
     expect(await more.isVisible()).toBe(false);
+    // One call per page of rows, and it also answers the hearts.
+    expect(callsOf("GetTrackPlayCounts")).toBe(before + 2);
+    expect(callsOf("CheckLikedTracks")).toBe(0);
+
+    // Each row's play count is GetTrackPlayCounts' answer: of 20 plays of each track, those of
+    // tracks 0 and 3 stopped early, and count from 240 s on (10 of them).
+    const { tracks } = await api.getTrackPlayCounts({ trackIds: [...TRACKS] });
+    expect(tracks.map((t) => [t.trackId, t.plays, t.countedPlays, t.skippedPlays])).toEqual(
+      TRACKS.map((id, t) => [id, 20n, t % 3 === 0 ? 10n : 20n, t % 3 === 0 ? 10n : 0n]),
+    );
+    const shownCounts = await badges(page, "#history");
+    expect(shownCounts).toHaveLength(PLAYS);
+    expect(shownCounts).toEqual(expectedBadges(shownCounts, tracks));
 
     // Exactly the service's history, in its order, with no play twice or missing.
     const shown = await historyRows().evaluateAll((rows) => rows.map((r) => r.getAttribute("data-play")));
@@ -169,7 +230,7 @@ describe.each(backends())("My library page on $name", (backend) => {
     const firstRow = await historyRows().first().innerText();
     expect(firstRow).toContain(TRACKS[0]);
     expect(firstRow).toContain("3 min");
-    // Hearts show which tracks are liked, from CheckLikedTracks.
+    // Hearts show which tracks are liked, from the same GetTrackPlayCounts calls.
     await expect.poll(() => heart(TRACKS[1]).getAttribute("aria-pressed")).toBe("true");
     expect(await heart(TRACKS[3]).getAttribute("aria-pressed")).toBe("false");
   });
@@ -232,6 +293,11 @@ describe.each(backends())("My library page on $name", (backend) => {
     await expect.poll(() => phone.locator("#history-status").innerText()).toBe("50 plays shown");
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await phone.screenshot({ path: join(ARTIFACTS, `library-${backend.name}-phone.png`), fullPage: true });
+    for (const section of ["stats", "top"]) {
+      await phone
+        .locator(`section[aria-labelledby=${section}-heading]`)
+        .screenshot({ path: join(ARTIFACTS, `library-${backend.name}-phone-${section}.png`) });
+    }
     await phone.close();
   });
 
@@ -312,5 +378,257 @@ describe.each(backends())("My library page on $name", (backend) => {
     await signIn(other, "not a token");
     await expect.poll(() => other.locator("#notice").innerText()).toMatch(/does not look like a token/);
     await other.close();
+  });
+
+  describe("a listener with months of history", () => {
+    const veteranId = randomUUID();
+    let vetApi: LibraryClient;
+    let veteran: Veteran;
+    let vet: Page;
+    const vetErrors: string[] = [];
+
+    beforeAll(async () => {
+      vetApi = createLibraryClient(service.url, service.token(veteranId));
+      veteran = await seedVeteran(vetApi);
+      await vetApi.likeTrack({ trackId: veteran.tracks.c, notes: "on repeat" });
+      await vetApi.likeTrack({ trackId: veteran.tracks.e, notes: "new this week" });
+      vet = await context.newPage();
+      vet.on("pageerror", (error) => vetErrors.push(error.message));
+      vet.on("console", (message) => {
+        if (message.type() === "error") vetErrors.push(message.text());
+      });
+      await signIn(vet, service.token(veteranId));
+      await vet.locator("#library").waitFor({ state: "visible" });
+    });
+
+    afterAll(async () => {
+      await vet?.close();
+    });
+
+    const shot = (name: string) => join(ARTIFACTS, `${backend.name}-${name}.png`);
+
+    test("the heatmap and the streaks are GetLibraryStats' answer in Asia/Kathmandu", async () => {
+      screenshotOnFailure("heatmap");
+      const stats = await vetApi.getLibraryStats({ timeZone: ZONE });
+      // 7 plays months back, 16 last week, 25 this week; of them 5, 14 and 21 count.
+      expect([stats.totalPlays, stats.countedPlays, stats.skippedPlays]).toEqual([48n, 40n, 8n]);
+      expect(stats.hourlyActivity).toHaveLength(168);
+      expect(stats.hourlyActivity.reduce((sum, c) => sum + c.plays, 0n)).toBe(48n);
+      // Each cell as the plays' hours in Kathmandu (5:45 ahead of UTC) make it.
+      const hours = hoursOf(veteran.plays);
+      for (const c of stats.hourlyActivity) {
+        expect([c.weekday, c.hour, c.plays, c.countedPlays]).toEqual([
+          c.weekday,
+          c.hour,
+          ...(hours.get(`${c.weekday}:${c.hour}`) ?? [0, 0]).map(BigInt),
+        ]);
+      }
+
+      const cells = vet.locator("#heatmap [data-weekday]");
+      await expect.poll(() => cells.count()).toBe(168);
+      const shown = await cells.evaluateAll((all) =>
+        all.map((c) => ({
+          weekday: Number(c.getAttribute("data-weekday")),
+          hour: Number(c.getAttribute("data-hour")),
+          plays: c.getAttribute("data-plays"),
+          counted: c.getAttribute("data-counted"),
+          label: c.getAttribute("aria-label"),
+        })),
+      );
+      const byCell = (a: { weekday: number; hour: number }, b: { weekday: number; hour: number }) =>
+        a.weekday - b.weekday || a.hour - b.hour;
+      expect(shown.map(({ label: _, ...cell }) => cell).sort(byCell)).toEqual(
+        stats.hourlyActivity
+          .map((c) => ({ weekday: c.weekday, hour: c.hour, plays: String(c.plays), counted: String(c.countedPlays) }))
+          .sort(byCell),
+      );
+      // Monday's row comes first, and each cell says its count.
+      expect(shown[0]).toMatchObject({ weekday: 1, hour: 0 });
+      for (const cell of shown) {
+        expect(cell.label).toMatch(new RegExp(`:00: ${cell.plays} plays?, ${cell.counted} that count$`));
+      }
+
+      // One run from last week's Monday to the last counted play, the longest too.
+      const days = (Date.parse(veteran.streak.last) - Date.parse(veteran.streak.first)) / 86_400_000 + 1;
+      const expected = { days, firstDate: veteran.streak.first, lastDate: veteran.streak.last };
+      expect(stats.streaks?.current).toMatchObject(expected);
+      expect(stats.streaks?.longest).toMatchObject(expected);
+      for (const kind of ["current", "longest"] as const) {
+        const card = vet.locator(`#streaks [data-streak="${kind}"]`);
+        const streak = stats.streaks?.[kind];
+        expect(await card.getAttribute("data-days")).toBe(String(streak?.days));
+        expect(await card.getAttribute("data-first")).toBe(streak?.firstDate);
+        expect(await card.getAttribute("data-last")).toBe(streak?.lastDate);
+        expect(await card.innerText()).toContain(`${streak?.days} days`);
+      }
+
+      await vet.evaluate(() => window.scrollTo(0, 0));
+      await vet.locator("section[aria-labelledby=stats-heading]").screenshot({ path: shot("stats") });
+      await vet.locator("#heatmap").locator("..").screenshot({ path: shot("heatmap") });
+    });
+
+    test("the activity chart switches between days, weeks, months and years as the API buckets them", async () => {
+      screenshotOnFailure("buckets");
+      const switcher = vet.getByRole("group", { name: "Activity by" });
+      // Plays in the default ranges: 30 days, 26 weeks, 24 months, every year.
+      const cases = [
+        ["Weeks", ActivityBucket.WEEK, 45n],
+        ["Months", ActivityBucket.MONTH, 48n],
+        ["Years", ActivityBucket.YEAR, 48n],
+        ["Days", ActivityBucket.DAY, 41n],
+      ] as const;
+      for (const [name, bucket, total] of cases) {
+        await switcher.getByRole("button", { name }).click();
+        await expect.poll(() => vet.locator("#activity-chart svg").getAttribute("data-bucket")).toBe(ActivityBucket[bucket]);
+        expect(await switcher.getByRole("button", { name }).getAttribute("aria-pressed")).toBe("true");
+        const stats = await vetApi.getLibraryStats({ timeZone: ZONE, activityBucket: bucket });
+        expect(stats.activityBucket).toBe(bucket);
+        expect(stats.activity.reduce((sum, a) => sum + a.plays, 0n)).toBe(total);
+        const bars = await vet.locator("#activity-chart rect").evaluateAll((all) =>
+          all.map((r) => ({
+            date: r.getAttribute("data-date"),
+            plays: r.getAttribute("data-plays"),
+            counted: r.getAttribute("data-counted"),
+          })),
+        );
+        expect(bars).toEqual(
+          stats.activity.map((a) => ({ date: a.startDate, plays: String(a.plays), counted: String(a.countedPlays) })),
+        );
+        expect(await vet.locator("#activity-chart svg").getAttribute("aria-label")).toMatch(new RegExp(`^${total} plays `));
+        if (bucket === ActivityBucket.MONTH) {
+          await vet.locator("#activity-chart").locator("..").screenshot({ path: shot("activity-months") });
+        }
+      }
+      expect(await vet.locator("#activity-caption").innerText()).toBe("Daily activity, last 30 days");
+    });
+
+    test("top tracks of this week, month and year, with their movement, are GetTopTracks' answer", async () => {
+      screenshotOnFailure("top-tracks");
+      const week = await vetApi.getTopTracks({ period: TopTracksPeriod.WEEK, timeZone: ZONE, pageSize: 10 });
+      expect(week.totalSize).toBe(6n);
+      expect(week.tracks.map((t) => t.rank)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(
+        week.tracks.map((t) => ({
+          trackId: t.trackId,
+          counted: Number(t.countedPlays),
+          previousRank: t.previousRank,
+          isNew: t.newInPeriod,
+        })),
+      ).toEqual(veteran.week);
+
+      const movementOf = (t: TopTrack) =>
+        t.newInPeriod
+          ? "new"
+          : t.previousRank === 0
+            ? "re-entry"
+            : t.previousRank > t.rank
+              ? "up"
+              : t.previousRank < t.rank
+                ? "down"
+                : "same";
+      const ms = (t: Timestamp | undefined) => (t ? timestampDate(t).getTime() : NaN);
+      const local = (t: Timestamp | undefined) =>
+        new Date(ms(t)).toLocaleString("en-GB", {
+          timeZone: ZONE,
+          weekday: "short",
+          day: "2-digit",
+          month: "2-digit",
+          hour: "2-digit",
+          minute: "2-digit",
+        });
+      // "Mon 30/11, 00:00": a week starts on a Monday, a month on its 1st, a year on 1 January.
+      const starts = {
+        [TopTracksPeriod.WEEK]: /^Mon \d\d\/\d\d, 00:00$/,
+        [TopTracksPeriod.MONTH]: /^\w+ 01\/\d\d, 00:00$/,
+        [TopTracksPeriod.YEAR]: /^\w+ 01\/01, 00:00$/,
+      };
+      const switcher = vet.getByRole("group", { name: "Top tracks of" });
+      for (const [name, period] of [
+        ["Week", TopTracksPeriod.WEEK],
+        ["Month", TopTracksPeriod.MONTH],
+        ["Year", TopTracksPeriod.YEAR],
+      ] as const) {
+        await switcher.getByRole("button", { name }).click();
+        const summary = vet.locator("#top-period-summary");
+        await expect.poll(() => summary.getAttribute("data-period")).toBe(TopTracksPeriod[period]);
+        const answer = await vetApi.getTopTracks({ period, timeZone: ZONE, pageSize: 10 });
+        // The calendar of Kathmandu, and the ranking the seeded plays make in it.
+        for (const edge of [answer.previousPeriodStart, answer.periodStart, answer.periodEnd]) {
+          expect(local(edge)).toMatch(starts[period]);
+        }
+        expect(
+          answer.tracks.map((t) => ({
+            rank: t.rank,
+            previousRank: t.previousRank,
+            trackId: t.trackId,
+            plays: Number(t.plays),
+            counted: Number(t.countedPlays),
+            seconds: Number(t.listeningSeconds),
+            isNew: t.newInPeriod,
+          })),
+        ).toEqual(rankingOf(veteran.plays, ms(answer.periodStart), ms(answer.periodEnd), ms(answer.previousPeriodStart)));
+        expect(await summary.innerText()).toContain(`${answer.totalSize} tracks played`);
+        const rows = await vet.locator("#top-period-tracks tr[data-track]").evaluateAll((all) =>
+          all.map((r) => ({
+            trackId: r.getAttribute("data-track"),
+            rank: r.getAttribute("data-rank"),
+            previousRank: r.getAttribute("data-previous-rank"),
+            movement: r.getAttribute("data-movement"),
+            counted: r.querySelector("[data-counted]")?.textContent,
+            skipped: r.querySelector("[data-skipped]")?.textContent,
+          })),
+        );
+        expect(rows).toEqual(
+          answer.tracks.map((t) => ({
+            trackId: t.trackId,
+            rank: String(t.rank),
+            previousRank: String(t.previousRank),
+            movement: movementOf(t),
+            counted: String(t.countedPlays),
+            skipped: String(t.skippedPlays),
+          })),
+        );
+        if (period === TopTracksPeriod.WEEK) {
+          expect(rows.map((r) => r.movement)).toEqual(["up", "down", "new", "same", "down", "re-entry"]);
+          const badges = vet.locator("#top-period-tracks [aria-label]");
+          expect(await badges.evaluateAll((all) => all.map((b) => b.textContent))).toEqual(["▲ 2", "▼ 1", "new", "=", "▼ 3", "back"]);
+          await vet.locator("section[aria-labelledby=top-heading]").screenshot({ path: shot("top-week") });
+        }
+      }
+    });
+
+    test("each liked track and each history row shows its play count as GetTrackPlayCounts answers", async () => {
+      screenshotOnFailure("play-counts");
+      const { a, b, c, d, e, f } = veteran.tracks;
+      const { tracks } = await vetApi.getTrackPlayCounts({ trackIds: [a, b, c, d, e, f] });
+      expect(tracks.map((t) => [t.plays, t.countedPlays, t.liked])).toEqual([
+        [11n, 10n, false],
+        [9n, 6n, false],
+        [11n, 9n, true],
+        [5n, 5n, false],
+        [4n, 4n, true],
+        [8n, 6n, false],
+      ]);
+      await expect.poll(async () => (await badges(vet, "#likes")).map((x) => x.counted)).toEqual(["4", "9"]);
+      const liked = await badges(vet, "#likes");
+      expect(liked).toEqual(expectedBadges(liked, tracks));
+      await expect.poll(() => vet.locator("#history-status").innerText()).toBe("48 plays shown · that is all of your history");
+      await expect.poll(async () => (await badges(vet, "#history")).every((x) => x.counted !== null)).toBe(true);
+      const rows = await badges(vet, "#history");
+      expect(rows).toHaveLength(48);
+      expect(rows).toEqual(expectedBadges(rows, tracks));
+      // The rows that do not count say so: the 8 of them.
+      const counted: boolean[] = [];
+      for await (const entry of vetApi.listHistory({})) counted.push(entry.play?.counted ?? false);
+      const skipped = await vet.locator("#history tr").evaluateAll((all) => all.map((r) => r.querySelector("[data-skipped]") !== null));
+      expect(skipped).toEqual(counted.map((c) => !c));
+      expect(skipped.filter(Boolean)).toHaveLength(8);
+
+      await vet.locator("section[aria-labelledby=likes-heading]").screenshot({ path: shot("likes") });
+      await vet.locator("section[aria-labelledby=history-heading]").screenshot({ path: shot("history") });
+      await vet.evaluate(() => window.scrollTo(0, 0));
+      await vet.screenshot({ path: shot("veteran-full"), fullPage: true });
+      expect(vetErrors).toEqual([]);
+    });
   });
 });

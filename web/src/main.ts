@@ -1,4 +1,5 @@
-// The "My library" page: sign in with a pasted token, then stats, liked tracks and history.
+// The "My library" page: sign in with a pasted token, then stats, top tracks, liked tracks and
+// history.
 import "./style.css";
 
 import { createLibraryClient } from "./client.ts";
@@ -9,7 +10,8 @@ import { Session } from "./session.ts";
 import { readToken } from "./token.ts";
 import { HistoryView } from "./views/history.ts";
 import { LikesView } from "./views/likes.ts";
-import { loadStats } from "./views/stats.ts";
+import { StatsView } from "./views/stats.ts";
+import { TopTracksView } from "./views/top.ts";
 
 // Same origin when the service serves the page (`--web-root`) or Vite proxies to it.
 const SERVICE_URL: string = import.meta.env.VITE_LIBRARY_URL || window.location.origin;
@@ -25,10 +27,24 @@ function signOut(message?: string) {
   session = history = likes = undefined;
   sessionStorage.removeItem(TOKEN_KEY);
   // The next person at this browser must not find the last listener's library in the page.
-  for (const id of ["stats-cards", "activity-chart", "top-tracks", "sources", "likes", "history"]) {
+  for (const id of [
+    "stats-cards",
+    "activity-buckets",
+    "activity-chart",
+    "heatmap",
+    "streaks",
+    "top-tracks",
+    "sources",
+    "top-periods",
+    "top-period-tracks",
+    "likes",
+    "history",
+  ]) {
     byId(id).replaceChildren();
   }
-  for (const id of ["account-sub", "account-until", "likes-total", "history-status"]) byId(id).textContent = "";
+  for (const id of ["account-sub", "account-until", "top-period-summary", "likes-total", "history-status"]) {
+    byId(id).textContent = "";
+  }
   byId<HTMLTextAreaElement>("token").value = "";
   show(byId("library"), false);
   show(byId("account"), false);
@@ -55,7 +71,8 @@ async function signIn(token: string): Promise<boolean> {
   const current = new Session(createLibraryClient(SERVICE_URL, token.trim()), report);
   session = current;
   // The first call tells whether the service takes the token.
-  if (!(await loadStats(current))) return false;
+  const stats = new StatsView(current);
+  if (!(await stats.load())) return false;
   sessionStorage.setItem(TOKEN_KEY, token.trim());
   byId("account-sub").textContent = claims.subject;
   byId("account-until").textContent = claims.expiresAt
@@ -68,9 +85,10 @@ async function signIn(token: string): Promise<boolean> {
   show(byId("library"), true);
   likes = new LikesView(current);
   history = new HistoryView(current);
+  const top = new TopTracksView(current);
   // Liking from the history changes the liked count in the stats.
-  current.onLikeChange(() => void loadStats(current));
-  await Promise.all([likes.reload(), history.reload()]);
+  current.onLikeChange(() => void stats.load());
+  await Promise.all([likes.reload(), history.reload(), top.load()]);
   return true;
 }
 

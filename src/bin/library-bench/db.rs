@@ -5,7 +5,7 @@ use std::{str::FromStr, time::Duration};
 
 use anyhow::Context;
 use library_service::{
-    domain::{NewPlay, NewPlayInput, Timestamp, UserId},
+    domain::{CountingRule, NewPlay, NewPlayInput, Timestamp, UserId},
     store::{Database, PlayStore},
     with_store,
 };
@@ -26,6 +26,7 @@ pub struct PlayRow {
     pub completed: bool,
     pub source: String,
     pub request_id: Option<String>,
+    pub duration: Option<u32>,
 }
 
 #[derive(Clone)]
@@ -96,9 +97,19 @@ impl Db {
     /// PostgreSQL: refreshes planner statistics after seeding, as autovacuum would a minute
     /// later, so the measured plans are the ones a settled database gets. Only the leaf
     /// partitions and plain tables: autovacuum never analyzes a partitioned parent.
+    /// What autovacuum would have done by now in production (it is off on the bench machines):
+    /// statistics for the planner and the visibility map for index-only scans. SQLite gets its
+    /// planner statistics too.
     pub async fn analyze(&self) -> anyhow::Result<()> {
-        let Self::Postgres(pool) = self else {
-            return Ok(());
+        let pool = match self {
+            Self::Postgres(pool) => pool,
+            Self::Sqlite { writer, .. } => {
+                sqlx::query("ANALYZE")
+                    .execute(writer)
+                    .await
+                    .context("analyzing the database")?;
+                return Ok(());
+            }
         };
         let mut tables: Vec<String> = sqlx::query_scalar(
             "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'plays'::regclass",
@@ -110,20 +121,46 @@ impl Db {
             [
                 "play_requests",
                 "liked_tracks",
+                "user_stats",
                 "user_track_stats",
                 "user_source_stats",
                 "user_quarter_stats",
+                "user_period_stats",
             ]
             .map(String::from),
         );
         // regclass prints a name already quoted (and qualified) as SQL needs it; the others are
         // constants.
-        let sql = format!("ANALYZE {}", tables.join(", "));
+        let sql = format!("VACUUM (ANALYZE) {}", tables.join(", "));
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(pool)
             .await
-            .context("analyzing the tables")?;
+            .context("vacuuming and analyzing the tables")?;
         Ok(())
+    }
+
+    /// Up to `n` of the tracks `user` played, drawn at random (popular and rare alike).
+    pub async fn some_tracks(&self, user: Uuid, n: i64) -> anyhow::Result<Vec<Uuid>> {
+        let sql = match self {
+            Self::Postgres(_) => {
+                "SELECT track_id FROM user_track_stats WHERE user_id = $1 ORDER BY random() LIMIT $2"
+            }
+            Self::Sqlite { .. } => {
+                "SELECT track_id FROM user_track_stats WHERE user_id = ? ORDER BY random() LIMIT ?"
+            }
+        };
+        let query = sqlx::query_scalar(sql).bind(user).bind(n);
+        match self {
+            Self::Postgres(pool) => query.fetch_all(pool).await,
+            Self::Sqlite { reader, .. } => {
+                sqlx::query_scalar(sql)
+                    .bind(user)
+                    .bind(n)
+                    .fetch_all(reader)
+                    .await
+            }
+        }
+        .context("choosing tracks")
     }
 
     pub async fn count_plays(&self, user: Uuid) -> anyhow::Result<u64> {
@@ -169,8 +206,11 @@ pub async fn record_plays(store: &Database, user: Uuid, rows: &[PlayRow]) -> any
                     source: &r.source,
                     played_at: Some(Ok(played_at)),
                     request_id: r.request_id.as_deref().unwrap_or_default(),
+                    track_duration_seconds: r.duration,
                 },
                 now,
+                // The server's default rule: the bench runs against servers with their defaults.
+                &CountingRule::DEFAULT,
             )
             .map_err(|bad| anyhow::anyhow!("a baseline play is invalid: {bad:?}"))
         })

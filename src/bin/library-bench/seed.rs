@@ -18,7 +18,7 @@ use crate::{
 const SOURCES: [&str; 5] = ["album", "playlist", "radio", "search", ""];
 const DAY_MICROS: i64 = 86_400_000_000;
 /// Distinct tracks a seeded history draws from.
-const TRACK_POOL: usize = 20_000;
+const TRACK_POOL: usize = 5_000;
 
 pub fn now_micros() -> i64 {
     SystemTime::now()
@@ -37,8 +37,9 @@ pub fn track_pool(n: usize) -> Vec<Uuid> {
     (0..n).map(|_| Uuid::new_v4()).collect()
 }
 
-/// A plausible play: skewed towards the first tracks of the pool (so "top tracks" means
-/// something), mostly completed, from one of a few sources.
+/// A plausible play: the pool's popularity is Zipf-like (track `k` is drawn about `1/k` as
+/// often as the first: a few tracks very often, most rarely), mostly completed, from one of a
+/// few sources.
 pub fn random_row(
     rng: &mut impl Rng,
     tracks: &[Uuid],
@@ -46,7 +47,8 @@ pub fn random_row(
     request_id: Option<String>,
 ) -> PlayRow {
     let u: f64 = rng.random();
-    let track = tracks[((u * u * tracks.len() as f64) as usize).min(tracks.len() - 1)];
+    let rank = (tracks.len() as f64).powf(u) as usize;
+    let track = tracks[rank.saturating_sub(1).min(tracks.len() - 1)];
     PlayRow {
         track_id: track,
         played_at_micros,
@@ -54,6 +56,7 @@ pub fn random_row(
         completed: rng.random_bool(0.7),
         source: SOURCES[rng.random_range(0..SOURCES.len())].to_string(),
         request_id,
+        duration: rng.random_bool(0.8).then(|| rng.random_range(90..420)),
     }
 }
 
@@ -65,6 +68,7 @@ pub fn to_new_play(row: &PlayRow, with_time: bool) -> pb::NewPlay {
         source: row.source.clone(),
         played_at: with_time.then(|| timestamp(row.played_at_micros)),
         request_id: row.request_id.clone().unwrap_or_default(),
+        track_duration_seconds: row.duration,
     }
 }
 

@@ -6,7 +6,7 @@ use sqlx::{Postgres, QueryBuilder};
 use super::PgStore;
 use crate::{
     domain::{
-        ListenerCount, QuarterHour, TimeRange, Timestamp, TrackErasure, TrackId, TrackLikes,
+        ListenerCount, QuarterTally, TimeRange, Timestamp, TrackErasure, TrackId, TrackLikes,
         UserErasure, UserId,
     },
     store::{
@@ -60,7 +60,7 @@ impl AdminStore for PgStore {
         &self,
         since: Timestamp,
         until: Timestamp,
-    ) -> StoreResult<Vec<QuarterHour>> {
+    ) -> StoreResult<Vec<QuarterTally>> {
         let rows = sqlx::query_as(
             "SELECT date_bin('15 minutes', played_at, timestamptz 'epoch') AS q, count(*),
                     sum(played_for_seconds)::int8
@@ -134,6 +134,7 @@ impl AdminStore for PgStore {
             ("DELETE FROM user_track_stats WHERE user_id = $1", None),
             ("DELETE FROM user_source_stats WHERE user_id = $1", None),
             ("DELETE FROM user_quarter_stats WHERE user_id = $1", None),
+            ("DELETE FROM user_period_stats WHERE user_id = $1", None),
         ] {
             let done = sqlx::query(statement).bind(user).execute(&mut *tx).await?;
             if let Some(removed) = removed {

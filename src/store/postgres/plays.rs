@@ -26,6 +26,8 @@ struct Batch {
     completed: Vec<bool>,
     sources: Vec<String>,
     request_ids: Vec<Option<String>>,
+    durations: Vec<Option<i32>>,
+    counted: Vec<bool>,
 }
 
 impl Batch {
@@ -40,6 +42,8 @@ impl Batch {
             completed: Vec::with_capacity(new.len()),
             sources: Vec::with_capacity(new.len()),
             request_ids: Vec::with_capacity(new.len()),
+            durations: Vec::with_capacity(new.len()),
+            counted: Vec::with_capacity(new.len()),
         };
         for p in new {
             let play = new_play(user, p);
@@ -57,6 +61,10 @@ impl Batch {
             batch.completed.push(play.completed);
             batch.sources.push(play.source.clone());
             batch.request_ids.push(key.map(str::to_string));
+            batch
+                .durations
+                .push(play.track_duration_seconds.map(|d| d as i32));
+            batch.counted.push(play.counted);
             batch.plays.push(play);
         }
         batch
@@ -76,13 +84,16 @@ fn is_missing_partition(e: &sqlx::Error) -> bool {
 /// of those keys. The benchmark's baseline runs this same statement.
 pub const INSERT_PLAYS: &str = "WITH input AS (
          SELECT * FROM UNNEST($2::uuid[], $3::uuid[], $4::timestamptz[], $5::int4[],
-                              $6::bool[], $7::text[], $8::text[])
-             AS t(id, track_id, played_at, played_for_seconds, completed, source, request_id)
+                              $6::bool[], $7::text[], $8::text[], $9::int4[], $10::bool[])
+             AS t(id, track_id, played_at, played_for_seconds, completed, source, request_id,
+                  track_duration_seconds, counted)
      ),
      claimed AS (
          INSERT INTO play_requests
-             (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed, source)
-         SELECT $1, request_id, id, track_id, played_at, played_for_seconds, completed, source
+             (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed,
+              source, track_duration_seconds, counted)
+         SELECT $1, request_id, id, track_id, played_at, played_for_seconds, completed, source,
+                track_duration_seconds, counted
          FROM input WHERE request_id IS NOT NULL
          -- One order for every caller: concurrent batches sharing keys wait for each other
          -- instead of deadlocking.
@@ -90,8 +101,10 @@ pub const INSERT_PLAYS: &str = "WITH input AS (
          ON CONFLICT (user_id, request_id) DO NOTHING
          RETURNING play_id
      )
-     INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source)
-     SELECT $1, played_at, id, track_id, played_for_seconds, completed, source
+     INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source,
+                        track_duration_seconds, counted)
+     SELECT $1, played_at, id, track_id, played_for_seconds, completed, source,
+            track_duration_seconds, counted
      FROM input WHERE request_id IS NULL OR id IN (SELECT play_id FROM claimed)
      RETURNING id";
 
@@ -106,6 +119,8 @@ impl PgStore {
             .bind(&batch.completed)
             .bind(&batch.sources)
             .bind(&batch.request_ids)
+            .bind(&batch.durations)
+            .bind(&batch.counted)
             .fetch_all(&self.pool)
             .await
     }
@@ -113,7 +128,8 @@ impl PgStore {
     /// The first plays recorded under these keys.
     async fn first_plays(&self, user: UserId, keys: &[&str]) -> StoreResult<HashMap<String, Play>> {
         let rows: Vec<KeyedPlayRow> = sqlx::query_as(
-            "SELECT request_id, user_id, play_id AS id, track_id, played_at, played_for_seconds, completed, source
+            "SELECT request_id, user_id, play_id AS id, track_id, played_at, played_for_seconds, completed,
+                    source, track_duration_seconds, counted
              FROM play_requests WHERE user_id = $1 AND request_id = ANY($2)",
         )
         .bind(user)
@@ -207,6 +223,9 @@ impl PlayStore for PgStore {
         }
         if query.completed_only {
             sql.push(" AND completed");
+        }
+        if query.counted_only {
+            sql.push(" AND counted");
         }
         let (cmp, dir) = match query.order {
             HistoryOrder::NewestFirst => ("<", "DESC"),

@@ -1,32 +1,37 @@
-//! The statistics' SQL (the flow is `store::stats`). All-time figures come from the aggregate
-//! tables the triggers of migration 0002 keep (no scan of the history); a bounded range reads
-//! only that range's plays.
+//! The statistics' SQL (the flow is `store::stats`).
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use super::PgStore;
 use crate::{
-    domain::{TimeRange, Timestamp, UserId},
+    domain::{
+        Counts, Period, QuarterTally, SourceTally, TimeRange, Timestamp, TrackId, TrackTally,
+        UserId,
+    },
     store::{
         StoreResult,
-        stats::{QuarterRow, SourceRow, StatsSql, TotalsRow, TrackRow},
+        stats::{
+            AllTime, AllTimeRow, Built, CountsRow, PeriodDbRow, PeriodRow, QuarterRow, SourceRow,
+            StatsSql, TrackRow, period_key, periods, quarters, sources, tracks,
+        },
     },
 };
 
-/// `{select} FROM plays WHERE user_id = $1 [AND played_at in range]`, ready for more clauses.
-fn scoped(select: &'static str, user: UserId, range: TimeRange) -> QueryBuilder<Postgres> {
+/// `{select} FROM plays WHERE user_id = $1 AND played_at in [since, until)`, for more clauses.
+fn plays_in(
+    select: &'static str,
+    user: UserId,
+    since: Timestamp,
+    until: Option<Timestamp>,
+) -> QueryBuilder<Postgres> {
     let mut sql = QueryBuilder::new(select);
-    sql.push(" FROM plays WHERE user_id = ").push_bind(user);
-    if let Some(since) = range.since {
-        sql.push(" AND played_at >= ").push_bind(since);
-    }
-    if let Some(until) = range.until {
+    sql.push(" FROM plays WHERE user_id = ")
+        .push_bind(user)
+        .push(" AND played_at >= ")
+        .push_bind(since);
+    if let Some(until) = until {
         sql.push(" AND played_at < ").push_bind(until);
     }
     sql
-}
-
-fn all_time(range: TimeRange) -> bool {
-    range == TimeRange::default()
 }
 
 impl StatsSql for PgStore {
@@ -43,114 +48,83 @@ impl StatsSql for PgStore {
         Ok(snapshot.commit().await?)
     }
 
-    async fn totals(
-        s: &mut Self::Snapshot,
-        user: UserId,
-        range: TimeRange,
-    ) -> StoreResult<TotalsRow> {
-        if all_time(range) {
-            // The totals row: one probe, not a walk over every monthly partition.
-            return Ok(sqlx::query_as(
-                "SELECT COALESCE(s.plays, 0) AS plays, COALESCE(s.completed, 0) AS completed,
-                        COALESCE(s.seconds, 0) AS seconds, COALESCE(s.tracks, 0) AS tracks,
-                        s.first_played_at AS first, s.last_played_at AS last
-                 FROM (SELECT 1) AS one LEFT JOIN user_stats s ON s.user_id = $1",
-            )
-            .bind(user)
-            .fetch_one(&mut **s)
-            .await?);
-        }
-        Ok(scoped(
-            "SELECT COUNT(*) AS plays, COUNT(*) FILTER (WHERE completed) AS completed,
-                    COALESCE(SUM(played_for_seconds), 0)::int8 AS seconds,
-                    COUNT(DISTINCT track_id) AS tracks, MIN(played_at) AS first,
-                    MAX(played_at) AS last",
-            user,
-            range,
+    async fn all_time(s: &mut Self::Snapshot, user: UserId) -> StoreResult<AllTime> {
+        let row: AllTimeRow = sqlx::query_as(
+            "SELECT COALESCE(s.plays, 0) AS plays, COALESCE(s.counted, 0) AS counted,
+                    COALESCE(s.completed, 0) AS completed, COALESCE(s.seconds, 0) AS seconds,
+                    COALESCE(s.tracks, 0) AS tracks, s.first_played_at AS first,
+                    s.last_played_at AS last
+             FROM (SELECT 1) AS one LEFT JOIN user_stats s ON s.user_id = $1",
         )
-        .build_query_as()
+        .bind(user)
         .fetch_one(&mut **s)
-        .await?)
+        .await?;
+        row.into_all_time()
     }
 
-    async fn top_tracks(
+    async fn all_time_top(
         s: &mut Self::Snapshot,
         user: UserId,
-        range: TimeRange,
         limit: u32,
-    ) -> StoreResult<Vec<TrackRow>> {
-        if all_time(range) {
-            return Ok(sqlx::query_as(
-                "SELECT track_id, plays, seconds FROM user_track_stats WHERE user_id = $1
-                 ORDER BY plays DESC, seconds DESC, track_id ASC LIMIT $2",
-            )
-            .bind(user)
-            .bind(i64::from(limit))
-            .fetch_all(&mut **s)
-            .await?);
-        }
-        let mut sql = scoped(
-            "SELECT track_id, COUNT(*), SUM(played_for_seconds)::int8",
-            user,
-            range,
-        );
-        sql.push(" GROUP BY track_id ORDER BY 2 DESC, 3 DESC, track_id ASC LIMIT ")
-            .push_bind(i64::from(limit));
-        Ok(sql.build_query_as().fetch_all(&mut **s).await?)
+    ) -> StoreResult<Vec<TrackTally>> {
+        let rows: Vec<TrackRow> = sqlx::query_as(
+            "SELECT track_id, plays, counted, seconds, first_played_at AS first,
+                    last_played_at AS last
+             FROM user_track_stats WHERE user_id = $1
+             ORDER BY counted DESC, plays DESC, seconds DESC, track_id ASC LIMIT $2",
+        )
+        .bind(user)
+        .bind(i64::from(limit))
+        .fetch_all(&mut **s)
+        .await?;
+        tracks(rows)
     }
 
-    async fn sources(
+    async fn all_time_sources(
+        s: &mut Self::Snapshot,
+        user: UserId,
+    ) -> StoreResult<Vec<SourceTally>> {
+        let rows: Vec<SourceRow> = sqlx::query_as(
+            "SELECT source, plays, counted, completed, seconds FROM user_source_stats
+             WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_all(&mut **s)
+        .await?;
+        sources(rows)
+    }
+
+    async fn all_time_tracks(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        among: &[TrackId],
+    ) -> StoreResult<Vec<TrackTally>> {
+        let rows: Vec<TrackRow> = sqlx::query_as(
+            "SELECT track_id, plays, counted, seconds, first_played_at AS first,
+                    last_played_at AS last
+             FROM user_track_stats WHERE user_id = $1 AND track_id = ANY($2)",
+        )
+        .bind(user)
+        .bind(among)
+        .fetch_all(&mut **s)
+        .await?;
+        tracks(rows)
+    }
+
+    async fn first_played_in(
         s: &mut Self::Snapshot,
         user: UserId,
         range: TimeRange,
-    ) -> StoreResult<Vec<SourceRow>> {
-        // Byte order, as SQLite sorts, whatever the database's collation.
-        if all_time(range) {
-            return Ok(sqlx::query_as(
-                "SELECT source, plays FROM user_source_stats WHERE user_id = $1
-                 ORDER BY plays DESC, source COLLATE \"C\" ASC",
-            )
-            .bind(user)
-            .fetch_all(&mut **s)
-            .await?);
-        }
-        let mut sql = scoped("SELECT source, COUNT(*)", user, range);
-        sql.push(" GROUP BY source ORDER BY 2 DESC, source COLLATE \"C\" ASC");
-        Ok(sql.build_query_as().fetch_all(&mut **s).await?)
-    }
-
-    async fn whole_quarters(
-        s: &mut Self::Snapshot,
-        user: UserId,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> StoreResult<Vec<QuarterRow>> {
-        Ok(sqlx::query_as(
-            "SELECT quarter_start, plays, seconds FROM user_quarter_stats
-             WHERE user_id = $1 AND quarter_start >= $2 AND quarter_start < $3
-             ORDER BY quarter_start",
+    ) -> StoreResult<Vec<TrackId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT track_id FROM user_track_stats
+             WHERE user_id = $1 AND ($2::timestamptz IS NULL OR first_played_at >= $2)
+               AND ($3::timestamptz IS NULL OR first_played_at < $3)",
         )
         .bind(user)
-        .bind(from)
-        .bind(to)
+        .bind(range.since)
+        .bind(range.until)
         .fetch_all(&mut **s)
-        .await?)
-    }
-
-    async fn plays_between(
-        s: &mut Self::Snapshot,
-        user: UserId,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> StoreResult<(i64, i64)> {
-        Ok(sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(played_for_seconds), 0)::int8 FROM plays
-             WHERE user_id = $1 AND played_at >= $2 AND played_at < $3",
-        )
-        .bind(user)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&mut **s)
         .await?)
     }
 
@@ -161,5 +135,172 @@ impl StatsSql for PgStore {
                 .fetch_one(&mut **s)
                 .await?,
         )
+    }
+
+    async fn liked_among(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        among: &[TrackId],
+    ) -> StoreResult<Vec<TrackId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT track_id FROM liked_tracks WHERE user_id = $1 AND track_id = ANY($2)",
+        )
+        .bind(user)
+        .bind(among)
+        .fetch_all(&mut **s)
+        .await?)
+    }
+
+    async fn period_rows(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        wanted: &[Period],
+        quarters_only: bool,
+    ) -> StoreResult<Vec<PeriodRow>> {
+        let (kinds, starts): (Vec<i16>, Vec<Timestamp>) =
+            wanted.iter().copied().map(period_key).unzip();
+        let rows: Vec<PeriodDbRow> = sqlx::query_as(
+            "SELECT p.period_kind, p.period_start, p.generation, p.built_generation,
+                    CASE WHEN $4 THEN NULL ELSE p.tracks END AS tracks,
+                    CASE WHEN $4 THEN NULL ELSE p.sources END AS sources, p.quarters
+             FROM UNNEST($2::int2[], $3::timestamptz[]) AS w(kind, start)
+             JOIN user_period_stats p
+               ON p.user_id = $1 AND p.period_kind = w.kind AND p.period_start = w.start",
+        )
+        .bind(user)
+        .bind(&kinds)
+        .bind(&starts)
+        .bind(quarters_only)
+        .fetch_all(&mut **s)
+        .await?;
+        periods(rows)
+    }
+
+    async fn plays_tracks(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        among: Option<&[TrackId]>,
+    ) -> StoreResult<Vec<TrackTally>> {
+        let mut sql = plays_in(
+            "SELECT track_id, count(*) AS plays, count(*) FILTER (WHERE counted) AS counted,
+                    sum(played_for_seconds)::int8 AS seconds, min(played_at) AS first,
+                    max(played_at) AS last",
+            user,
+            since,
+            until,
+        );
+        if let Some(among) = among {
+            sql.push(" AND track_id = ANY(")
+                .push_bind(among.to_vec())
+                .push(")");
+        }
+        sql.push(" GROUP BY track_id");
+        let rows: Vec<TrackRow> = sql.build_query_as().fetch_all(&mut **s).await?;
+        tracks(rows)
+    }
+
+    async fn plays_sources(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        since: Timestamp,
+        until: Option<Timestamp>,
+    ) -> StoreResult<Vec<SourceTally>> {
+        let mut sql = plays_in(
+            "SELECT source, count(*) AS plays, count(*) FILTER (WHERE counted) AS counted,
+                    count(*) FILTER (WHERE completed) AS completed,
+                    sum(played_for_seconds)::int8 AS seconds",
+            user,
+            since,
+            until,
+        );
+        sql.push(" GROUP BY source");
+        let rows: Vec<SourceRow> = sql.build_query_as().fetch_all(&mut **s).await?;
+        sources(rows)
+    }
+
+    async fn plays_quarter(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Counts> {
+        let row: CountsRow = plays_in(
+            "SELECT count(*) AS plays, count(*) FILTER (WHERE counted) AS counted,
+                    count(*) FILTER (WHERE completed) AS completed,
+                    COALESCE(sum(played_for_seconds), 0)::int8 AS seconds",
+            user,
+            since,
+            Some(until),
+        )
+        .build_query_as()
+        .fetch_one(&mut **s)
+        .await?;
+        row.into_counts()
+    }
+
+    async fn quarter_rows(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        from: Timestamp,
+        to: Option<Timestamp>,
+    ) -> StoreResult<Vec<QuarterTally>> {
+        let rows: Vec<QuarterRow> = sqlx::query_as(
+            "SELECT quarter_start AS start, plays, counted, completed, seconds
+             FROM user_quarter_stats
+             WHERE user_id = $1 AND quarter_start >= $2
+               AND ($3::timestamptz IS NULL OR quarter_start < $3)
+             ORDER BY quarter_start",
+        )
+        .bind(user)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut **s)
+        .await?;
+        quarters(rows)
+    }
+
+    /// One statement for all of them. A snapshot goes in only while its period's generation is
+    /// the one it was built from (a write in between marked it stale), and only for a listener
+    /// who still has plays (an erasure in between removed everything).
+    async fn store_snapshots(&self, user: UserId, built: Vec<Built>) -> StoreResult<()> {
+        let mut kinds = Vec::with_capacity(built.len());
+        let mut starts = Vec::with_capacity(built.len());
+        let mut generations = Vec::with_capacity(built.len());
+        let (mut t, mut so, mut q) = (Vec::new(), Vec::new(), Vec::new());
+        for b in built {
+            let (kind, start) = period_key(b.period);
+            kinds.push(kind);
+            starts.push(start);
+            generations.push(b.generation);
+            t.push(b.blobs.tracks);
+            so.push(b.blobs.sources);
+            q.push(b.blobs.quarters);
+        }
+        sqlx::query(
+            "INSERT INTO user_period_stats AS p
+                 (user_id, period_kind, period_start, generation, built_generation, tracks,
+                  sources, quarters)
+             SELECT $1, kind, start, generation, generation, tracks, sources, quarters
+             FROM UNNEST($2::int2[], $3::timestamptz[], $4::int8[], $5::bytea[], $6::bytea[],
+                         $7::bytea[]) AS b(kind, start, generation, tracks, sources, quarters)
+             WHERE EXISTS (SELECT 1 FROM user_stats WHERE user_id = $1)
+             ORDER BY kind, start
+             ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
+                 SET built_generation = EXCLUDED.built_generation, tracks = EXCLUDED.tracks,
+                     sources = EXCLUDED.sources, quarters = EXCLUDED.quarters
+                 WHERE p.generation = EXCLUDED.built_generation",
+        )
+        .bind(user)
+        .bind(&kinds)
+        .bind(&starts)
+        .bind(&generations)
+        .bind(&t)
+        .bind(&so)
+        .bind(&q)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::SqliteStore;
 use crate::{
     domain::{
-        ListenerCount, QUARTER_HOUR_MICROS, QuarterHour, TimeRange, Timestamp, TrackErasure,
+        ListenerCount, QUARTER_HOUR_MICROS, QuarterTally, TimeRange, Timestamp, TrackErasure,
         TrackId, TrackLikes, UserErasure, UserId,
     },
     store::{
@@ -57,7 +57,7 @@ impl AdminStore for SqliteStore {
         &self,
         since: Timestamp,
         until: Timestamp,
-    ) -> StoreResult<Vec<QuarterHour>> {
+    ) -> StoreResult<Vec<QuarterTally>> {
         // Floor division, written out: SQLite's % truncates toward zero.
         let rows = sqlx::query_as(
             "SELECT played_at - (((played_at % ?1) + ?1) % ?1) AS start, count(*),
@@ -110,6 +110,7 @@ impl AdminStore for SqliteStore {
             ("DELETE FROM user_track_stats WHERE user_id = ?", None),
             ("DELETE FROM user_source_stats WHERE user_id = ?", None),
             ("DELETE FROM user_quarter_stats WHERE user_id = ?", None),
+            ("DELETE FROM user_period_stats WHERE user_id = ?", None),
         ] {
             let done = sqlx::query(statement).bind(user).execute(&mut *tx).await?;
             if let Some(removed) = removed {

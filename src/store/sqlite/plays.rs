@@ -23,7 +23,8 @@ impl PlayStore for SqliteStore {
         for p in &plays {
             if let Some(request_id) = &p.request_id {
                 let first: Option<PlayRow> = sqlx::query_as(
-                    "SELECT user_id, play_id AS id, track_id, played_at, played_for_seconds, completed, source
+                    "SELECT user_id, play_id AS id, track_id, played_at, played_for_seconds, completed,
+                            source, track_duration_seconds, counted
                      FROM play_requests WHERE user_id = ? AND request_id = ?",
                 )
                 .bind(user)
@@ -40,8 +41,9 @@ impl PlayStore for SqliteStore {
             }
             let play = new_play(user, p);
             sqlx::query(
-                "INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source, recorded_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source,
+                                    recorded_at, track_duration_seconds, counted)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(user)
             .bind(play.played_at)
@@ -51,13 +53,17 @@ impl PlayStore for SqliteStore {
             .bind(play.completed)
             .bind(&play.source)
             .bind(now)
+            .bind(play.track_duration_seconds.map(i64::from))
+            .bind(play.counted)
             .execute(&mut *tx)
             .await?;
             if let Some(request_id) = &p.request_id {
                 sqlx::query(
                     "INSERT INTO play_requests
-                       (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed, source, created_at)
-                     SELECT user_id, ?, id, track_id, played_at, played_for_seconds, completed, source, ?
+                       (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed,
+                        source, created_at, track_duration_seconds, counted)
+                     SELECT user_id, ?, id, track_id, played_at, played_for_seconds, completed, source,
+                            ?, track_duration_seconds, counted
                      FROM plays WHERE user_id = ? AND played_at = ? AND id = ?",
                 )
                 .bind(request_id.as_str())
@@ -104,6 +110,9 @@ impl PlayStore for SqliteStore {
         }
         if query.completed_only {
             sql.push(" AND completed = 1");
+        }
+        if query.counted_only {
+            sql.push(" AND counted = 1");
         }
         let (cmp, dir) = match query.order {
             HistoryOrder::NewestFirst => ("<", "DESC"),

@@ -1,32 +1,58 @@
-//! The statistics' SQL (the flow is `store::stats`), as in the PostgreSQL store: all-time figures
-//! come from the aggregate tables the triggers of migration 0002 keep; a bounded range reads only
-//! that range's plays.
+//! The statistics' SQL (the flow is `store::stats`), as in the PostgreSQL store.
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::SqliteStore;
 use crate::{
-    domain::{TimeRange, Timestamp, UserId},
+    domain::{
+        Counts, Period, QuarterTally, SourceTally, TimeRange, Timestamp, TrackId, TrackTally,
+        UserId,
+    },
     store::{
         StoreResult,
-        stats::{QuarterRow, SourceRow, StatsSql, TotalsRow, TrackRow},
+        stats::{
+            AllTime, AllTimeRow, Built, CountsRow, PeriodDbRow, PeriodRow, QuarterRow, SourceRow,
+            StatsSql, TrackRow, period_key, periods, quarters, sources, tracks,
+        },
     },
 };
 
-/// `{select} FROM plays WHERE user_id = ? [AND played_at in range]`, ready for more clauses.
-fn scoped(select: &'static str, user: UserId, range: TimeRange) -> QueryBuilder<Sqlite> {
+/// `{select} FROM {table} WHERE user_id = ? AND {column} in [since, until)`, for more clauses.
+fn span_of(
+    select: &'static str,
+    table: &'static str,
+    column: &'static str,
+    user: UserId,
+    since: Timestamp,
+    until: Option<Timestamp>,
+) -> QueryBuilder<Sqlite> {
     let mut sql = QueryBuilder::new(select);
-    sql.push(" FROM plays WHERE user_id = ").push_bind(user);
-    if let Some(since) = range.since {
-        sql.push(" AND played_at >= ").push_bind(since);
-    }
-    if let Some(until) = range.until {
-        sql.push(" AND played_at < ").push_bind(until);
+    sql.push(format_args!(" FROM {table} WHERE user_id = "))
+        .push_bind(user)
+        .push(format_args!(" AND {column} >= "))
+        .push_bind(since);
+    if let Some(until) = until {
+        sql.push(format_args!(" AND {column} < ")).push_bind(until);
     }
     sql
 }
 
-fn all_time(range: TimeRange) -> bool {
-    range == TimeRange::default()
+fn plays_in(
+    select: &'static str,
+    user: UserId,
+    since: Timestamp,
+    until: Option<Timestamp>,
+) -> QueryBuilder<Sqlite> {
+    span_of(select, "plays", "played_at", user, since, until)
+}
+
+/// ` AND track_id IN (...)`.
+fn among_tracks(sql: &mut QueryBuilder<Sqlite>, among: &[TrackId]) {
+    sql.push(" AND track_id IN (");
+    let mut ids = sql.separated(", ");
+    for t in among {
+        ids.push_bind(*t);
+    }
+    sql.push(")");
 }
 
 impl StatsSql for SqliteStore {
@@ -41,114 +67,84 @@ impl StatsSql for SqliteStore {
         Ok(snapshot.commit().await?)
     }
 
-    async fn totals(
-        s: &mut Self::Snapshot,
-        user: UserId,
-        range: TimeRange,
-    ) -> StoreResult<TotalsRow> {
-        if all_time(range) {
-            // The totals row; MIN and MAX over the leading key columns are single index probes.
-            return Ok(sqlx::query_as(
-                "SELECT COALESCE(s.plays, 0) AS plays, COALESCE(s.completed, 0) AS completed,
-                        COALESCE(s.seconds, 0) AS seconds, COALESCE(s.tracks, 0) AS tracks,
-                        (SELECT MIN(played_at) FROM plays WHERE user_id = ?1) AS first,
-                        (SELECT MAX(played_at) FROM plays WHERE user_id = ?1) AS last
-                 FROM (SELECT 1) AS one LEFT JOIN user_stats s ON s.user_id = ?1",
-            )
-            .bind(user)
-            .fetch_one(&mut **s)
-            .await?);
-        }
-        Ok(scoped(
-            "SELECT COUNT(*) AS plays, COALESCE(SUM(completed), 0) AS completed,
-                    COALESCE(SUM(played_for_seconds), 0) AS seconds,
-                    COUNT(DISTINCT track_id) AS tracks, MIN(played_at) AS first,
-                    MAX(played_at) AS last",
-            user,
-            range,
+    async fn all_time(s: &mut Self::Snapshot, user: UserId) -> StoreResult<AllTime> {
+        // MIN and MAX over the leading key columns are single index probes.
+        let row: AllTimeRow = sqlx::query_as(
+            "SELECT COALESCE(s.plays, 0) AS plays, COALESCE(s.counted, 0) AS counted,
+                    COALESCE(s.completed, 0) AS completed, COALESCE(s.seconds, 0) AS seconds,
+                    COALESCE(s.tracks, 0) AS tracks,
+                    (SELECT MIN(played_at) FROM plays WHERE user_id = ?1) AS first,
+                    (SELECT MAX(played_at) FROM plays WHERE user_id = ?1) AS last
+             FROM (SELECT 1) AS one LEFT JOIN user_stats s ON s.user_id = ?1",
         )
-        .build_query_as()
+        .bind(user)
         .fetch_one(&mut **s)
-        .await?)
+        .await?;
+        row.into_all_time()
     }
 
-    async fn top_tracks(
+    async fn all_time_top(
         s: &mut Self::Snapshot,
         user: UserId,
-        range: TimeRange,
         limit: u32,
-    ) -> StoreResult<Vec<TrackRow>> {
-        if all_time(range) {
-            return Ok(sqlx::query_as(
-                "SELECT track_id, plays, seconds FROM user_track_stats WHERE user_id = ?
-                 ORDER BY plays DESC, seconds DESC, track_id ASC LIMIT ?",
-            )
-            .bind(user)
-            .bind(i64::from(limit))
-            .fetch_all(&mut **s)
-            .await?);
-        }
-        let mut sql = scoped(
-            "SELECT track_id, COUNT(*), SUM(played_for_seconds)",
-            user,
-            range,
-        );
-        sql.push(" GROUP BY track_id ORDER BY 2 DESC, 3 DESC, track_id ASC LIMIT ")
-            .push_bind(i64::from(limit));
-        Ok(sql.build_query_as().fetch_all(&mut **s).await?)
+    ) -> StoreResult<Vec<TrackTally>> {
+        let rows: Vec<TrackRow> = sqlx::query_as(
+            "SELECT track_id, plays, counted, seconds, first_played_at AS first,
+                    last_played_at AS last
+             FROM user_track_stats WHERE user_id = ?
+             ORDER BY counted DESC, plays DESC, seconds DESC, track_id ASC LIMIT ?",
+        )
+        .bind(user)
+        .bind(i64::from(limit))
+        .fetch_all(&mut **s)
+        .await?;
+        tracks(rows)
     }
 
-    async fn sources(
+    async fn all_time_sources(
+        s: &mut Self::Snapshot,
+        user: UserId,
+    ) -> StoreResult<Vec<SourceTally>> {
+        let rows: Vec<SourceRow> = sqlx::query_as(
+            "SELECT source, plays, counted, completed, seconds FROM user_source_stats
+             WHERE user_id = ?",
+        )
+        .bind(user)
+        .fetch_all(&mut **s)
+        .await?;
+        sources(rows)
+    }
+
+    async fn all_time_tracks(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        among: &[TrackId],
+    ) -> StoreResult<Vec<TrackTally>> {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "SELECT track_id, plays, counted, seconds, first_played_at AS first,
+                    last_played_at AS last
+             FROM user_track_stats WHERE user_id = ",
+        );
+        sql.push_bind(user);
+        among_tracks(&mut sql, among);
+        let rows: Vec<TrackRow> = sql.build_query_as().fetch_all(&mut **s).await?;
+        tracks(rows)
+    }
+
+    async fn first_played_in(
         s: &mut Self::Snapshot,
         user: UserId,
         range: TimeRange,
-    ) -> StoreResult<Vec<SourceRow>> {
-        if all_time(range) {
-            return Ok(sqlx::query_as(
-                "SELECT source, plays FROM user_source_stats WHERE user_id = ?
-                 ORDER BY plays DESC, source ASC",
-            )
-            .bind(user)
-            .fetch_all(&mut **s)
-            .await?);
-        }
-        let mut sql = scoped("SELECT source, COUNT(*)", user, range);
-        sql.push(" GROUP BY source ORDER BY 2 DESC, source ASC");
-        Ok(sql.build_query_as().fetch_all(&mut **s).await?)
-    }
-
-    async fn whole_quarters(
-        s: &mut Self::Snapshot,
-        user: UserId,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> StoreResult<Vec<QuarterRow>> {
-        Ok(sqlx::query_as(
-            "SELECT quarter_start, plays, seconds FROM user_quarter_stats
-             WHERE user_id = ? AND quarter_start >= ? AND quarter_start < ?
-             ORDER BY quarter_start",
+    ) -> StoreResult<Vec<TrackId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT track_id FROM user_track_stats
+             WHERE user_id = ?1 AND (?2 IS NULL OR first_played_at >= ?2)
+               AND (?3 IS NULL OR first_played_at < ?3)",
         )
         .bind(user)
-        .bind(from)
-        .bind(to)
+        .bind(range.since)
+        .bind(range.until)
         .fetch_all(&mut **s)
-        .await?)
-    }
-
-    async fn plays_between(
-        s: &mut Self::Snapshot,
-        user: UserId,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> StoreResult<(i64, i64)> {
-        Ok(sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(played_for_seconds), 0) FROM plays
-             WHERE user_id = ? AND played_at >= ? AND played_at < ?",
-        )
-        .bind(user)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&mut **s)
         .await?)
     }
 
@@ -159,5 +155,160 @@ impl StatsSql for SqliteStore {
                 .fetch_one(&mut **s)
                 .await?,
         )
+    }
+
+    async fn liked_among(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        among: &[TrackId],
+    ) -> StoreResult<Vec<TrackId>> {
+        let mut sql =
+            QueryBuilder::<Sqlite>::new("SELECT track_id FROM liked_tracks WHERE user_id = ");
+        sql.push_bind(user);
+        among_tracks(&mut sql, among);
+        Ok(sql.build_query_scalar().fetch_all(&mut **s).await?)
+    }
+
+    async fn period_rows(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        wanted: &[Period],
+        quarters_only: bool,
+    ) -> StoreResult<Vec<PeriodRow>> {
+        let mut sql = QueryBuilder::<Sqlite>::new(if quarters_only {
+            "SELECT period_kind, period_start, generation, built_generation, NULL AS tracks,
+                    NULL AS sources, quarters"
+        } else {
+            "SELECT period_kind, period_start, generation, built_generation, tracks, sources,
+                    quarters"
+        });
+        sql.push(" FROM user_period_stats WHERE user_id = ")
+            .push_bind(user)
+            .push(" AND (period_kind, period_start) IN (VALUES ");
+        let mut values = sql.separated(", ");
+        for period in wanted {
+            let (kind, start) = period_key(*period);
+            values
+                .push("(")
+                .push_bind_unseparated(kind)
+                .push_unseparated(", ")
+                .push_bind_unseparated(start)
+                .push_unseparated(")");
+        }
+        sql.push(")");
+        let rows: Vec<PeriodDbRow> = sql.build_query_as().fetch_all(&mut **s).await?;
+        periods(rows)
+    }
+
+    async fn plays_tracks(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        among: Option<&[TrackId]>,
+    ) -> StoreResult<Vec<TrackTally>> {
+        let mut sql = plays_in(
+            "SELECT track_id, count(*) AS plays, COALESCE(sum(counted), 0) AS counted,
+                    sum(played_for_seconds) AS seconds, min(played_at) AS first,
+                    max(played_at) AS last",
+            user,
+            since,
+            until,
+        );
+        if let Some(among) = among {
+            among_tracks(&mut sql, among);
+        }
+        sql.push(" GROUP BY track_id");
+        let rows: Vec<TrackRow> = sql.build_query_as().fetch_all(&mut **s).await?;
+        tracks(rows)
+    }
+
+    async fn plays_sources(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        since: Timestamp,
+        until: Option<Timestamp>,
+    ) -> StoreResult<Vec<SourceTally>> {
+        let mut sql = plays_in(
+            "SELECT source, count(*) AS plays, COALESCE(sum(counted), 0) AS counted,
+                    COALESCE(sum(completed), 0) AS completed,
+                    sum(played_for_seconds) AS seconds",
+            user,
+            since,
+            until,
+        );
+        sql.push(" GROUP BY source");
+        let rows: Vec<SourceRow> = sql.build_query_as().fetch_all(&mut **s).await?;
+        sources(rows)
+    }
+
+    async fn plays_quarter(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Counts> {
+        let row: CountsRow = plays_in(
+            "SELECT count(*) AS plays, COALESCE(sum(counted), 0) AS counted,
+                    COALESCE(sum(completed), 0) AS completed,
+                    COALESCE(sum(played_for_seconds), 0) AS seconds",
+            user,
+            since,
+            Some(until),
+        )
+        .build_query_as()
+        .fetch_one(&mut **s)
+        .await?;
+        row.into_counts()
+    }
+
+    async fn quarter_rows(
+        s: &mut Self::Snapshot,
+        user: UserId,
+        from: Timestamp,
+        to: Option<Timestamp>,
+    ) -> StoreResult<Vec<QuarterTally>> {
+        let mut sql = span_of(
+            "SELECT quarter_start AS start, plays, counted, completed, seconds",
+            "user_quarter_stats",
+            "quarter_start",
+            user,
+            from,
+            to,
+        );
+        sql.push(" ORDER BY quarter_start");
+        let rows: Vec<QuarterRow> = sql.build_query_as().fetch_all(&mut **s).await?;
+        quarters(rows)
+    }
+
+    /// As on PostgreSQL: only while the period's generation is the one the snapshot was built
+    /// from, and only for a listener who still has plays.
+    async fn store_snapshots(&self, user: UserId, built: Vec<Built>) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        for b in built {
+            let (kind, start) = period_key(b.period);
+            sqlx::query(
+                "INSERT INTO user_period_stats
+                     (user_id, period_kind, period_start, generation, built_generation, tracks,
+                      sources, quarters)
+                 SELECT ?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7
+                 WHERE EXISTS (SELECT 1 FROM user_stats WHERE user_id = ?1)
+                 ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
+                     SET built_generation = excluded.built_generation, tracks = excluded.tracks,
+                         sources = excluded.sources, quarters = excluded.quarters
+                     WHERE generation = excluded.built_generation",
+            )
+            .bind(user)
+            .bind(kind)
+            .bind(start)
+            .bind(b.generation)
+            .bind(b.blobs.tracks)
+            .bind(b.blobs.sources)
+            .bind(b.blobs.quarters)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

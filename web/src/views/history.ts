@@ -1,9 +1,11 @@
 // "Listening history": the ListHistory server stream, each play shown as it arrives; "Load more"
-// resumes after the last cursor received.
+// resumes after the last cursor received. Each page then asks GetTrackPlayCounts once, for the
+// play counts beside the rows and the hearts.
 import type { HistoryEntry } from "../gen/audiohm/library/v1/library_pb.ts";
 import { byId, el, show } from "../dom.ts";
 import { instant, listeningTime, plays } from "../format.ts";
 import type { Session } from "../session.ts";
+import { fetchPlayCounts, paintPlayCounts, playCountBadge } from "./playcounts.ts";
 
 const PAGE_SIZE = 50;
 
@@ -73,21 +75,18 @@ export class HistoryView {
         : `${plays(this.shown)} shown${complete ? " · that is all of your history" : ""}`;
     show(this.more, !complete);
     this.more.disabled = false;
-    await this.paintLikes([...tracks]);
+    await this.paintCounts([...tracks]);
   }
 
-  /** One CheckLikedTracks call for the tracks of a page (at most 50, under the 500 limit). */
-  private async paintLikes(trackIds: string[]) {
+  /** The page's one GetTrackPlayCounts call: it also says which tracks are liked, so the hearts
+   * need no call of their own. */
+  private async paintCounts(trackIds: string[]) {
     if (trackIds.length === 0) return;
-    try {
-      const { liked } = await this.session.client.checkLikedTracks({ trackIds }, { signal: this.session.signal });
-      trackIds.forEach((trackId, i) => {
-        const isLiked = liked[i] ?? false;
-        this.session.liked.set(trackId, isLiked);
-        for (const button of this.heartsOf(trackId)) paintHeart(button, isLiked);
-      });
-    } catch (error) {
-      this.session.report(error);
+    const counts = await fetchPlayCounts(this.session, trackIds);
+    paintPlayCounts(this.body, trackIds, counts);
+    for (const { trackId, liked } of counts ?? []) {
+      this.session.liked.set(trackId, liked);
+      for (const button of this.heartsOf(trackId)) paintHeart(button, liked);
     }
   }
 
@@ -120,12 +119,16 @@ export class HistoryView {
     const listened = el("td", { class: "px-4 py-2 text-slate-300", text: listeningTime(play?.playedForSeconds ?? 0) });
     if (play?.completed) {
       listened.append(" ", el("span", { class: "rounded bg-emerald-900/60 px-1.5 text-xs text-emerald-200", text: "to the end" }));
+    } else if (play && !play.counted) {
+      // Why the track's play count can be lower than its rows.
+      listened.append(" ", el("span", { class: "rounded bg-slate-800 px-1.5 text-xs text-slate-400", "data-skipped": "", text: "skipped" }));
     }
     return el(
       "tr",
       { "data-play": play?.id ?? "" },
       el("td", { class: "whitespace-nowrap px-4 py-2 text-slate-300", text: instant(play?.playedAt) }),
       el("td", { class: "px-4 py-2 font-mono text-xs text-slate-200", text: trackId }),
+      el("td", { class: "px-4 py-2" }, playCountBadge(trackId)),
       listened,
       el("td", { class: "px-4 py-2 text-slate-400", text: play?.source || "–" }),
       el("td", { class: "px-4 py-2 text-right" }, heart),

@@ -1,4 +1,5 @@
-// "Liked tracks": like a track by ID, edit notes, unlike, page through with the page token.
+// "Liked tracks": like a track by ID, edit notes, unlike, page through with the page token; each
+// page's play counts from one GetTrackPlayCounts call.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 
 import type { LikedTrack } from "../gen/audiohm/library/v1/library_pb.ts";
@@ -6,6 +7,7 @@ import { byId, el, show } from "../dom.ts";
 import { count } from "../format.ts";
 import { notice } from "../notice.ts";
 import type { Session } from "../session.ts";
+import { fetchPlayCounts, paintPlayCounts, playCountBadge } from "./playcounts.ts";
 
 const PAGE_SIZE = 20;
 
@@ -45,6 +47,8 @@ export class LikesView {
       for (const like of page.likedTracks) this.session.liked.set(like.trackId, true);
       this.list.append(...page.likedTracks.map((like) => this.row(like)));
       this.renderFooter();
+      const trackIds = page.likedTracks.map((like) => like.trackId);
+      if (trackIds.length > 0) paintPlayCounts(this.list, trackIds, await fetchPlayCounts(this.session, trackIds));
     } catch (error) {
       this.session.report(error);
     } finally {
@@ -140,7 +144,12 @@ export class LikesView {
         "div",
         { class: "min-w-0 sm:min-w-72" },
         el("div", { class: "break-all font-mono text-sm text-slate-200", text: like.trackId }),
-        el("div", { class: "text-xs text-slate-500", text: likedOn ? `Liked ${likedOn}` : "" }),
+        el(
+          "div",
+          { class: "flex gap-3 text-xs text-slate-500" },
+          el("span", { text: likedOn ? `Liked ${likedOn}` : "" }),
+          playCountBadge(like.trackId),
+        ),
       ),
       form,
       unlike,

@@ -1,21 +1,61 @@
-// "Your listening": totals, the daily-activity chart, top tracks and sources.
-import type { DailyActivity, LibraryStats } from "../gen/audiohm/library/v1/library_pb.ts";
-import { byId, el, svg } from "../dom.ts";
-import { activityBars, count, instant, listeningTime, plays, shortDay } from "../format.ts";
+// "Your listening": totals, the activity chart (days, weeks, months or years), top tracks,
+// sources, the hour-by-weekday heatmap and the streaks, all from one GetLibraryStats call in the
+// browser's time zone.
+import { ActivityBucket, type LibraryStats } from "../gen/audiohm/library/v1/library_pb.ts";
+import { byId, el } from "../dom.ts";
+import { count, instant, listeningTime, plays } from "../format.ts";
 import type { Session } from "../session.ts";
+import { activityChart, BUCKET_CAPTIONS } from "./activity.ts";
+import { heatmap } from "./heatmap.ts";
+import { streakCards } from "./streaks.ts";
+import { choiceSwitch } from "./switch.ts";
 
-const CHART_WIDTH = 600;
-const CHART_HEIGHT = 140;
+export class StatsView {
+  private bucket = ActivityBucket.DAY;
+  private loading: AbortController | undefined;
 
-export async function loadStats(session: Session): Promise<boolean> {
-  const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  try {
-    const stats = await session.client.getLibraryStats({ timeZone, topTracksLimit: 5 }, { signal: session.signal });
-    render(stats);
-    return true;
-  } catch (error) {
-    session.report(error);
-    return false;
+  constructor(private readonly session: Session) {
+    byId("activity-buckets").replaceChildren(
+      choiceSwitch(
+        "Activity by",
+        [
+          { value: ActivityBucket.DAY, text: "Days" },
+          { value: ActivityBucket.WEEK, text: "Weeks" },
+          { value: ActivityBucket.MONTH, text: "Months" },
+          { value: ActivityBucket.YEAR, text: "Years" },
+        ],
+        this.bucket,
+        (bucket) => {
+          this.bucket = bucket;
+          void this.load();
+        },
+      ),
+    );
+  }
+
+  /** False when the call failed (already reported): the first load tells whether the token works. */
+  async load(): Promise<boolean> {
+    // A newer load (another bucket, a like elsewhere) replaces one still in flight, so an
+    // older answer can never overwrite a newer one.
+    this.loading?.abort();
+    const loading = new AbortController();
+    this.loading = loading;
+    const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const chart = byId("activity-chart");
+    chart.setAttribute("aria-busy", "true");
+    try {
+      const stats = await this.session.client.getLibraryStats(
+        { timeZone, topTracksLimit: 5, activityBucket: this.bucket },
+        { signal: AbortSignal.any([loading.signal, this.session.signal]) },
+      );
+      render(stats);
+      return true;
+    } catch (error) {
+      if (!loading.signal.aborted) this.session.report(error);
+      return false;
+    } finally {
+      if (this.loading === loading) chart.removeAttribute("aria-busy");
+    }
   }
 }
 
@@ -36,7 +76,10 @@ function render(stats: LibraryStats) {
     card("Liked tracks", count(stats.likedTracks)),
     card("Last played", instant(stats.lastPlayedAt), "text-base"),
   );
-  byId("activity-chart").replaceChildren(chart(stats.dailyActivity));
+  byId("activity-caption").textContent = BUCKET_CAPTIONS[stats.activityBucket];
+  byId("activity-chart").replaceChildren(activityChart(stats.activityBucket, stats.activity));
+  byId("heatmap").replaceChildren(heatmap(stats.hourlyActivity));
+  byId("streaks").replaceChildren(...streakCards(stats.streaks));
   ranked(
     "top-tracks",
     stats.topTracks.map((t) => ({ name: t.trackId, plays: t.plays })),
@@ -62,58 +105,5 @@ function ranked(id: string, rows: { name: string; plays: bigint }[], nameClass: 
             el("span", { class: "shrink-0 text-slate-400", text: plays(row.plays) }),
           ),
         )),
-  );
-}
-
-function chart(days: DailyActivity[]): HTMLElement {
-  const bars = activityBars(days, CHART_WIDTH, CHART_HEIGHT);
-  const total = bars.reduce((sum, b) => sum + b.plays, 0);
-  const active = bars.filter((b) => b.plays > 0);
-  const busiest = active.reduce<(typeof bars)[number] | undefined>(
-    (best, b) => (best && best.plays >= b.plays ? best : b),
-    undefined,
-  );
-  const summary = busiest
-    ? `${plays(total)} on ${active.length} of the last ${bars.length} days; busiest ${shortDay(busiest.date)} with ${plays(busiest.plays)}`
-    : `No plays in the last ${bars.length} days`;
-  const drawing = svg(
-    "svg",
-    {
-      viewBox: `0 0 ${CHART_WIDTH} ${CHART_HEIGHT}`,
-      class: "h-40 w-full",
-      preserveAspectRatio: "none",
-      role: "img",
-      "aria-label": summary,
-    },
-    ...bars.map((b) =>
-      svg(
-        "rect",
-        {
-          x: String(b.x),
-          y: String(b.y),
-          width: String(b.width),
-          height: String(b.height),
-          rx: "1.5",
-          class: "fill-violet-500",
-          "data-date": b.date,
-          "data-plays": String(b.plays),
-        },
-        svg("title", { text: `${shortDay(b.date)}: ${plays(b.plays)}, ${listeningTime(b.seconds)}` }),
-      ),
-    ),
-  );
-  const first = bars[0];
-  const last = bars[bars.length - 1];
-  return el(
-    "div",
-    {},
-    el("p", { class: "mb-2 text-xs text-slate-400", text: summary }),
-    el("div", { class: "rounded-lg bg-slate-950/60 p-2" }, drawing),
-    el(
-      "div",
-      { class: "mt-1 flex justify-between text-xs text-slate-500" },
-      el("span", { text: first ? shortDay(first.date) : "" }),
-      el("span", { text: last ? shortDay(last.date) : "" }),
-    ),
   );
 }

@@ -3,6 +3,7 @@ pub mod check_liked;
 pub mod ratelimit;
 pub mod record;
 pub mod record_batch;
+pub mod recount;
 pub mod stats;
 pub mod stream;
 

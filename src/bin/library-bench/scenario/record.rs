@@ -52,6 +52,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
                     source: play.source,
                     played_at: None,
                     request_id: play.request_id,
+                    track_duration_seconds: play.track_duration_seconds,
                 });
                 let done = api
                     .client(i)

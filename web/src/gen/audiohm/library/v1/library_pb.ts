@@ -23,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file audiohm/library/v1/library.proto.
  */
 export const file_audiohm_library_v1_library: GenFile = /*@__PURE__*/
-  fileDesc("CiBhdWRpb2htL2xpYnJhcnkvdjEvbGlicmFyeS5wcm90bxISYXVkaW9obS5saWJyYXJ5LnYxIqMBCgRQbGF5EgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEAoIdHJhY2tfaWQYAyABKAkSLQoJcGxheWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJwbGF5ZWRfZm9yX3NlY29uZHMYBSABKA0SEQoJY29tcGxldGVkGAYgASgIEg4KBnNvdXJjZRgHIAEoCSKdAQoHTmV3UGxheRIQCgh0cmFja19pZBgBIAEoCRIaChJwbGF5ZWRfZm9yX3NlY29uZHMYAiABKA0SEQoJY29tcGxldGVkGAMgASgIEg4KBnNvdXJjZRgEIAEoCRItCglwbGF5ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYBiABKAkiuAEKEVJlY29yZFBsYXlSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIdHJhY2tfaWQYAiABKAkSGgoScGxheWVkX2Zvcl9zZWNvbmRzGAMgASgNEhEKCWNvbXBsZXRlZBgEIAEoCBIOCgZzb3VyY2UYBSABKAkSLQoJcGxheWVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXF1ZXN0X2lkGAcgASgJIk8KElJlY29yZFBsYXlSZXNwb25zZRImCgRwbGF5GAEgASgLMhguYXVkaW9obS5saWJyYXJ5LnYxLlBsYXkSEQoJZHVwbGljYXRlGAIgASgIIlEKElJlY29yZFBsYXlzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEioKBXBsYXlzGAIgAygLMhsuYXVkaW9obS5saWJyYXJ5LnYxLk5ld1BsYXkiNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkilAEKEFJlY29yZFBsYXlSZXN1bHQSDQoFaW5kZXgYASABKA0SJgoEcGxheRgCIAEoCzIYLmF1ZGlvaG0ubGlicmFyeS52MS5QbGF5EhEKCWR1cGxpY2F0ZRgDIAEoCBI2Cgp2aW9sYXRpb25zGAQgAygLMiIuYXVkaW9obS5saWJyYXJ5LnYxLkZpZWxkVmlvbGF0aW9uIpUBChNSZWNvcmRQbGF5c1Jlc3BvbnNlEjUKB3Jlc3VsdHMYASADKAsyJC5hdWRpb2htLmxpYnJhcnkudjEuUmVjb3JkUGxheVJlc3VsdBIWCg5yZWNvcmRlZF9jb3VudBgCIAEoDRIXCg9kdXBsaWNhdGVfY291bnQYAyABKA0SFgoOcmVqZWN0ZWRfY291bnQYBCABKA0iUwoUSW1wb3J0SGlzdG9yeVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIqCgVwbGF5cxgCIAMoCzIbLmF1ZGlvaG0ubGlicmFyeS52MS5OZXdQbGF5IkkKD0ltcG9ydFJlamVjdGlvbhIOCgZyZWFzb24YASABKAkSDQoFY291bnQYAiABKAQSFwoPZmlyc3RfcG9zaXRpb25zGAMgAygEIrABChRJbXBvcnRIaXN0b3J5U3VtbWFyeRIWCg5yZWNlaXZlZF9jb3VudBgBIAEoBBIWCg5pbXBvcnRlZF9jb3VudBgCIAEoBBIXCg9kdXBsaWNhdGVfY291bnQYAyABKAQSFgoOcmVqZWN0ZWRfY291bnQYBCABKAQSNwoKcmVqZWN0aW9ucxgFIAMoCzIjLmF1ZGlvaG0ubGlicmFyeS52MS5JbXBvcnRSZWplY3Rpb24ihAIKEkxpc3RIaXN0b3J5UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdHJhY2tfaWQYBCABKAkSDgoGc291cmNlGAUgASgJEhYKDmNvbXBsZXRlZF9vbmx5GAYgASgIEi8KBW9yZGVyGAcgASgOMiAuYXVkaW9obS5saWJyYXJ5LnYxLkhpc3RvcnlPcmRlchINCgVsaW1pdBgIIAEoDRINCgVhZnRlchgJIAEoCSJGCgxIaXN0b3J5RW50cnkSJgoEcGxheRgBIAEoCzIYLmF1ZGlvaG0ubGlicmFyeS52MS5QbGF5Eg4KBmN1cnNvchgCIAEoCSI1ChFEZWxldGVQbGF5UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg8KB3BsYXlfaWQYAiABKAkiFAoSRGVsZXRlUGxheVJlc3BvbnNlImMKE0NsZWFySGlzdG9yeVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIqCgZiZWZvcmUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2RyeV9ydW4YAyABKAgiPgoUQ2xlYXJIaXN0b3J5UmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoBBIPCgdkcnlfcnVuGAIgASgIIp0BCgpMaWtlZFRyYWNrEg8KB3VzZXJfaWQYASABKAkSEAoIdHJhY2tfaWQYAiABKAkSDQoFbm90ZXMYAyABKAkSLAoIbGlrZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJTChBMaWtlVHJhY2tSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIdHJhY2tfaWQYAiABKAkSEgoFbm90ZXMYAyABKAlIAIgBAUIICgZfbm90ZXMiXwoRTGlrZVRyYWNrUmVzcG9uc2USMwoLbGlrZWRfdHJhY2sYASABKAsyHi5hdWRpb2htLmxpYnJhcnkudjEuTGlrZWRUcmFjaxIVCg1hbHJlYWR5X2xpa2VkGAIgASgIIjcKElVubGlrZVRyYWNrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCHRyYWNrX2lkGAIgASgJIigKE1VubGlrZVRyYWNrUmVzcG9uc2USEQoJd2FzX2xpa2VkGAEgASgIIksKF1VwZGF0ZUxpa2VkVHJhY2tSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIdHJhY2tfaWQYAiABKAkSDQoFbm90ZXMYAyABKAkiUAoWTGlzdExpa2VkVHJhY2tzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJInwKF0xpc3RMaWtlZFRyYWNrc1Jlc3BvbnNlEjQKDGxpa2VkX3RyYWNrcxgBIAMoCzIeLmF1ZGlvaG0ubGlicmFyeS52MS5MaWtlZFRyYWNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgEIj0KF0NoZWNrTGlrZWRUcmFja3NSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEQoJdHJhY2tfaWRzGAIgAygJIikKGENoZWNrTGlrZWRUcmFja3NSZXNwb25zZRINCgVsaWtlZBgBIAMoCCKsAQoWR2V0TGlicmFyeVN0YXRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGltZV96b25lGAQgASgJEhgKEHRvcF90cmFja3NfbGltaXQYBSABKA0iSAoKVHJhY2tTdGF0cxIQCgh0cmFja19pZBgBIAEoCRINCgVwbGF5cxgCIAEoBBIZChFsaXN0ZW5pbmdfc2Vjb25kcxgDIAEoBCIsCgtTb3VyY2VTdGF0cxIOCgZzb3VyY2UYASABKAkSDQoFcGxheXMYAiABKAQiRwoNRGFpbHlBY3Rpdml0eRIMCgRkYXRlGAEgASgJEg0KBXBsYXlzGAIgASgEEhkKEWxpc3RlbmluZ19zZWNvbmRzGAMgASgEIusDCgxMaWJyYXJ5U3RhdHMSDwoHdXNlcl9pZBgBIAEoCRITCgt0b3RhbF9wbGF5cxgCIAEoBBIXCg9jb21wbGV0ZWRfcGxheXMYAyABKAQSGQoRbGlzdGVuaW5nX3NlY29uZHMYBCABKAQSFQoNdW5pcXVlX3RyYWNrcxgFIAEoBBIUCgxsaWtlZF90cmFja3MYBiABKAQSMwoPZmlyc3RfcGxheWVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3BsYXllZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoKdG9wX3RyYWNrcxgJIAMoCzIeLmF1ZGlvaG0ubGlicmFyeS52MS5UcmFja1N0YXRzEjgKD3BsYXlzX2J5X3NvdXJjZRgKIAMoCzIfLmF1ZGlvaG0ubGlicmFyeS52MS5Tb3VyY2VTdGF0cxI5Cg5kYWlseV9hY3Rpdml0eRgLIAMoCzIhLmF1ZGlvaG0ubGlicmFyeS52MS5EYWlseUFjdGl2aXR5EhEKCXRpbWVfem9uZRgMIAEoCRIvCgtjb21wdXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqbQoMSGlzdG9yeU9yZGVyEh0KGUhJU1RPUllfT1JERVJfVU5TUEVDSUZJRUQQABIeChpISVNUT1JZX09SREVSX05FV0VTVF9GSVJTVBABEh4KGkhJU1RPUllfT1JERVJfT0xERVNUX0ZJUlNUEAIypgkKDkxpYnJhcnlTZXJ2aWNlElsKClJlY29yZFBsYXkSJS5hdWRpb2htLmxpYnJhcnkudjEuUmVjb3JkUGxheVJlcXVlc3QaJi5hdWRpb2htLmxpYnJhcnkudjEuUmVjb3JkUGxheVJlc3BvbnNlEl4KC1JlY29yZFBsYXlzEiYuYXVkaW9obS5saWJyYXJ5LnYxLlJlY29yZFBsYXlzUmVxdWVzdBonLmF1ZGlvaG0ubGlicmFyeS52MS5SZWNvcmRQbGF5c1Jlc3BvbnNlEmUKDUltcG9ydEhpc3RvcnkSKC5hdWRpb2htLmxpYnJhcnkudjEuSW1wb3J0SGlzdG9yeVJlcXVlc3QaKC5hdWRpb2htLmxpYnJhcnkudjEuSW1wb3J0SGlzdG9yeVN1bW1hcnkoARJZCgtMaXN0SGlzdG9yeRImLmF1ZGlvaG0ubGlicmFyeS52MS5MaXN0SGlzdG9yeVJlcXVlc3QaIC5hdWRpb2htLmxpYnJhcnkudjEuSGlzdG9yeUVudHJ5MAESWwoKRGVsZXRlUGxheRIlLmF1ZGlvaG0ubGlicmFyeS52MS5EZWxldGVQbGF5UmVxdWVzdBomLmF1ZGlvaG0ubGlicmFyeS52MS5EZWxldGVQbGF5UmVzcG9uc2USYQoMQ2xlYXJIaXN0b3J5EicuYXVkaW9obS5saWJyYXJ5LnYxLkNsZWFySGlzdG9yeVJlcXVlc3QaKC5hdWRpb2htLmxpYnJhcnkudjEuQ2xlYXJIaXN0b3J5UmVzcG9uc2USWAoJTGlrZVRyYWNrEiQuYXVkaW9obS5saWJyYXJ5LnYxLkxpa2VUcmFja1JlcXVlc3QaJS5hdWRpb2htLmxpYnJhcnkudjEuTGlrZVRyYWNrUmVzcG9uc2USXgoLVW5saWtlVHJhY2sSJi5hdWRpb2htLmxpYnJhcnkudjEuVW5saWtlVHJhY2tSZXF1ZXN0GicuYXVkaW9obS5saWJyYXJ5LnYxLlVubGlrZVRyYWNrUmVzcG9uc2USXwoQVXBkYXRlTGlrZWRUcmFjaxIrLmF1ZGlvaG0ubGlicmFyeS52MS5VcGRhdGVMaWtlZFRyYWNrUmVxdWVzdBoeLmF1ZGlvaG0ubGlicmFyeS52MS5MaWtlZFRyYWNrEmoKD0xpc3RMaWtlZFRyYWNrcxIqLmF1ZGlvaG0ubGlicmFyeS52MS5MaXN0TGlrZWRUcmFja3NSZXF1ZXN0GisuYXVkaW9obS5saWJyYXJ5LnYxLkxpc3RMaWtlZFRyYWNrc1Jlc3BvbnNlEm0KEENoZWNrTGlrZWRUcmFja3MSKy5hdWRpb2htLmxpYnJhcnkudjEuQ2hlY2tMaWtlZFRyYWNrc1JlcXVlc3QaLC5hdWRpb2htLmxpYnJhcnkudjEuQ2hlY2tMaWtlZFRyYWNrc1Jlc3BvbnNlEl8KD0dldExpYnJhcnlTdGF0cxIqLmF1ZGlvaG0ubGlicmFyeS52MS5HZXRMaWJyYXJ5U3RhdHNSZXF1ZXN0GiAuYXVkaW9obS5saWJyYXJ5LnYxLkxpYnJhcnlTdGF0c2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiBhdWRpb2htL2xpYnJhcnkvdjEvbGlicmFyeS5wcm90bxISYXVkaW9obS5saWJyYXJ5LnYxItQBCgRQbGF5EgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEAoIdHJhY2tfaWQYAyABKAkSLQoJcGxheWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJwbGF5ZWRfZm9yX3NlY29uZHMYBSABKA0SEQoJY29tcGxldGVkGAYgASgIEg4KBnNvdXJjZRgHIAEoCRIeChZ0cmFja19kdXJhdGlvbl9zZWNvbmRzGAggASgNEg8KB2NvdW50ZWQYCSABKAgi3QEKB05ld1BsYXkSEAoIdHJhY2tfaWQYASABKAkSGgoScGxheWVkX2Zvcl9zZWNvbmRzGAIgASgNEhEKCWNvbXBsZXRlZBgDIAEoCBIOCgZzb3VyY2UYBCABKAkSLQoJcGxheWVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXF1ZXN0X2lkGAYgASgJEiMKFnRyYWNrX2R1cmF0aW9uX3NlY29uZHMYByABKA1IAIgBAUIZChdfdHJhY2tfZHVyYXRpb25fc2Vjb25kcyL4AQoRUmVjb3JkUGxheVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCgh0cmFja19pZBgCIAEoCRIaChJwbGF5ZWRfZm9yX3NlY29uZHMYAyABKA0SEQoJY29tcGxldGVkGAQgASgIEg4KBnNvdXJjZRgFIAEoCRItCglwbGF5ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYByABKAkSIwoWdHJhY2tfZHVyYXRpb25fc2Vjb25kcxgIIAEoDUgAiAEBQhkKF190cmFja19kdXJhdGlvbl9zZWNvbmRzIk8KElJlY29yZFBsYXlSZXNwb25zZRImCgRwbGF5GAEgASgLMhguYXVkaW9obS5saWJyYXJ5LnYxLlBsYXkSEQoJZHVwbGljYXRlGAIgASgIIlEKElJlY29yZFBsYXlzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEioKBXBsYXlzGAIgAygLMhsuYXVkaW9obS5saWJyYXJ5LnYxLk5ld1BsYXkiNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkilAEKEFJlY29yZFBsYXlSZXN1bHQSDQoFaW5kZXgYASABKA0SJgoEcGxheRgCIAEoCzIYLmF1ZGlvaG0ubGlicmFyeS52MS5QbGF5EhEKCWR1cGxpY2F0ZRgDIAEoCBI2Cgp2aW9sYXRpb25zGAQgAygLMiIuYXVkaW9obS5saWJyYXJ5LnYxLkZpZWxkVmlvbGF0aW9uIpUBChNSZWNvcmRQbGF5c1Jlc3BvbnNlEjUKB3Jlc3VsdHMYASADKAsyJC5hdWRpb2htLmxpYnJhcnkudjEuUmVjb3JkUGxheVJlc3VsdBIWCg5yZWNvcmRlZF9jb3VudBgCIAEoDRIXCg9kdXBsaWNhdGVfY291bnQYAyABKA0SFgoOcmVqZWN0ZWRfY291bnQYBCABKA0iUwoUSW1wb3J0SGlzdG9yeVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIqCgVwbGF5cxgCIAMoCzIbLmF1ZGlvaG0ubGlicmFyeS52MS5OZXdQbGF5IkkKD0ltcG9ydFJlamVjdGlvbhIOCgZyZWFzb24YASABKAkSDQoFY291bnQYAiABKAQSFwoPZmlyc3RfcG9zaXRpb25zGAMgAygEIrABChRJbXBvcnRIaXN0b3J5U3VtbWFyeRIWCg5yZWNlaXZlZF9jb3VudBgBIAEoBBIWCg5pbXBvcnRlZF9jb3VudBgCIAEoBBIXCg9kdXBsaWNhdGVfY291bnQYAyABKAQSFgoOcmVqZWN0ZWRfY291bnQYBCABKAQSNwoKcmVqZWN0aW9ucxgFIAMoCzIjLmF1ZGlvaG0ubGlicmFyeS52MS5JbXBvcnRSZWplY3Rpb24imgIKEkxpc3RIaXN0b3J5UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdHJhY2tfaWQYBCABKAkSDgoGc291cmNlGAUgASgJEhYKDmNvbXBsZXRlZF9vbmx5GAYgASgIEi8KBW9yZGVyGAcgASgOMiAuYXVkaW9obS5saWJyYXJ5LnYxLkhpc3RvcnlPcmRlchINCgVsaW1pdBgIIAEoDRINCgVhZnRlchgJIAEoCRIUCgxjb3VudGVkX29ubHkYCiABKAgiRgoMSGlzdG9yeUVudHJ5EiYKBHBsYXkYASABKAsyGC5hdWRpb2htLmxpYnJhcnkudjEuUGxheRIOCgZjdXJzb3IYAiABKAkiNQoRRGVsZXRlUGxheVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIPCgdwbGF5X2lkGAIgASgJIhQKEkRlbGV0ZVBsYXlSZXNwb25zZSJjChNDbGVhckhpc3RvcnlSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSKgoGYmVmb3JlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdkcnlfcnVuGAMgASgIIj4KFENsZWFySGlzdG9yeVJlc3BvbnNlEhUKDWRlbGV0ZWRfY291bnQYASABKAQSDwoHZHJ5X3J1bhgCIAEoCCKdAQoKTGlrZWRUcmFjaxIPCgd1c2VyX2lkGAEgASgJEhAKCHRyYWNrX2lkGAIgASgJEg0KBW5vdGVzGAMgASgJEiwKCGxpa2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUwoQTGlrZVRyYWNrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCHRyYWNrX2lkGAIgASgJEhIKBW5vdGVzGAMgASgJSACIAQFCCAoGX25vdGVzIl8KEUxpa2VUcmFja1Jlc3BvbnNlEjMKC2xpa2VkX3RyYWNrGAEgASgLMh4uYXVkaW9obS5saWJyYXJ5LnYxLkxpa2VkVHJhY2sSFQoNYWxyZWFkeV9saWtlZBgCIAEoCCI3ChJVbmxpa2VUcmFja1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCgh0cmFja19pZBgCIAEoCSIoChNVbmxpa2VUcmFja1Jlc3BvbnNlEhEKCXdhc19saWtlZBgBIAEoCCJLChdVcGRhdGVMaWtlZFRyYWNrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCHRyYWNrX2lkGAIgASgJEg0KBW5vdGVzGAMgASgJIlAKFkxpc3RMaWtlZFRyYWNrc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJ8ChdMaXN0TGlrZWRUcmFja3NSZXNwb25zZRI0CgxsaWtlZF90cmFja3MYASADKAsyHi5hdWRpb2htLmxpYnJhcnkudjEuTGlrZWRUcmFjaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBCI9ChdDaGVja0xpa2VkVHJhY2tzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXRyYWNrX2lkcxgCIAMoCSIpChhDaGVja0xpa2VkVHJhY2tzUmVzcG9uc2USDQoFbGlrZWQYASADKAgi6QEKFkdldExpYnJhcnlTdGF0c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXRpbWVfem9uZRgEIAEoCRIYChB0b3BfdHJhY2tzX2xpbWl0GAUgASgNEjsKD2FjdGl2aXR5X2J1Y2tldBgGIAEoDjIiLmF1ZGlvaG0ubGlicmFyeS52MS5BY3Rpdml0eUJ1Y2tldCJ2CgpUcmFja1N0YXRzEhAKCHRyYWNrX2lkGAEgASgJEg0KBXBsYXlzGAIgASgEEhkKEWxpc3RlbmluZ19zZWNvbmRzGAMgASgEEhUKDWNvdW50ZWRfcGxheXMYBCABKAQSFQoNc2tpcHBlZF9wbGF5cxgFIAEoBCJ1CgtTb3VyY2VTdGF0cxIOCgZzb3VyY2UYASABKAkSDQoFcGxheXMYAiABKAQSFQoNY291bnRlZF9wbGF5cxgDIAEoBBIVCg1za2lwcGVkX3BsYXlzGAQgASgEEhkKEWxpc3RlbmluZ19zZWNvbmRzGAUgASgEInUKDURhaWx5QWN0aXZpdHkSDAoEZGF0ZRgBIAEoCRINCgVwbGF5cxgCIAEoBBIZChFsaXN0ZW5pbmdfc2Vjb25kcxgDIAEoBBIVCg1jb3VudGVkX3BsYXlzGAQgASgEEhUKDXNraXBwZWRfcGxheXMYBSABKAQiewoNQWN0aXZpdHlTdGF0cxISCgpzdGFydF9kYXRlGAEgASgJEg0KBXBsYXlzGAIgASgEEhUKDWNvdW50ZWRfcGxheXMYAyABKAQSFQoNc2tpcHBlZF9wbGF5cxgEIAEoBBIZChFsaXN0ZW5pbmdfc2Vjb25kcxgFIAEoBCKHAQoOSG91cmx5QWN0aXZpdHkSDwoHd2Vla2RheRgBIAEoDRIMCgRob3VyGAIgASgNEg0KBXBsYXlzGAMgASgEEhUKDWNvdW50ZWRfcGxheXMYBCABKAQSFQoNc2tpcHBlZF9wbGF5cxgFIAEoBBIZChFsaXN0ZW5pbmdfc2Vjb25kcxgGIAEoBCI9CgZTdHJlYWsSDAoEZGF5cxgBIAEoDRISCgpmaXJzdF9kYXRlGAIgASgJEhEKCWxhc3RfZGF0ZRgDIAEoCSJjCgdTdHJlYWtzEisKB2N1cnJlbnQYASABKAsyGi5hdWRpb2htLmxpYnJhcnkudjEuU3RyZWFrEisKB2xvbmdlc3QYAiABKAsyGi5hdWRpb2htLmxpYnJhcnkudjEuU3RyZWFrIvYFCgxMaWJyYXJ5U3RhdHMSDwoHdXNlcl9pZBgBIAEoCRITCgt0b3RhbF9wbGF5cxgCIAEoBBIXCg9jb21wbGV0ZWRfcGxheXMYAyABKAQSGQoRbGlzdGVuaW5nX3NlY29uZHMYBCABKAQSFQoNdW5pcXVlX3RyYWNrcxgFIAEoBBIUCgxsaWtlZF90cmFja3MYBiABKAQSMwoPZmlyc3RfcGxheWVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3BsYXllZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoKdG9wX3RyYWNrcxgJIAMoCzIeLmF1ZGlvaG0ubGlicmFyeS52MS5UcmFja1N0YXRzEjgKD3BsYXlzX2J5X3NvdXJjZRgKIAMoCzIfLmF1ZGlvaG0ubGlicmFyeS52MS5Tb3VyY2VTdGF0cxI5Cg5kYWlseV9hY3Rpdml0eRgLIAMoCzIhLmF1ZGlvaG0ubGlicmFyeS52MS5EYWlseUFjdGl2aXR5EhEKCXRpbWVfem9uZRgMIAEoCRIvCgtjb21wdXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY291bnRlZF9wbGF5cxgOIAEoBBIVCg1za2lwcGVkX3BsYXlzGA8gASgEEjMKCGFjdGl2aXR5GBAgAygLMiEuYXVkaW9obS5saWJyYXJ5LnYxLkFjdGl2aXR5U3RhdHMSOwoPYWN0aXZpdHlfYnVja2V0GBEgASgOMiIuYXVkaW9obS5saWJyYXJ5LnYxLkFjdGl2aXR5QnVja2V0EjsKD2hvdXJseV9hY3Rpdml0eRgSIAMoCzIiLmF1ZGlvaG0ubGlicmFyeS52MS5Ib3VybHlBY3Rpdml0eRIsCgdzdHJlYWtzGBMgASgLMhsuYXVkaW9obS5saWJyYXJ5LnYxLlN0cmVha3MilQEKGUdldFRyYWNrUGxheUNvdW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgl0cmFja19pZHMYAiADKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLyAQoOVHJhY2tQbGF5Q291bnQSEAoIdHJhY2tfaWQYASABKAkSDQoFcGxheXMYAiABKAQSFQoNY291bnRlZF9wbGF5cxgDIAEoBBIVCg1za2lwcGVkX3BsYXlzGAQgASgEEhkKEWxpc3RlbmluZ19zZWNvbmRzGAUgASgEEjMKD2ZpcnN0X3BsYXllZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9wbGF5ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpa2VkGAggASgIIlAKGkdldFRyYWNrUGxheUNvdW50c1Jlc3BvbnNlEjIKBnRyYWNrcxgBIAMoCzIiLmF1ZGlvaG0ubGlicmFyeS52MS5UcmFja1BsYXlDb3VudCKAAgoTR2V0VG9wVHJhY2tzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEjMKBnBlcmlvZBgCIAEoDjIjLmF1ZGlvaG0ubGlicmFyeS52MS5Ub3BUcmFja3NQZXJpb2QSEwoLcGVyaW9kc19hZ28YAyABKA0SKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0aW1lX3pvbmUYBiABKAkSEQoJcGFnZV9zaXplGAcgASgNEhIKCnBhZ2VfdG9rZW4YCCABKAkisAEKCFRvcFRyYWNrEgwKBHJhbmsYASABKA0SFQoNcHJldmlvdXNfcmFuaxgCIAEoDRIQCgh0cmFja19pZBgDIAEoCRINCgVwbGF5cxgEIAEoBBIVCg1jb3VudGVkX3BsYXlzGAUgASgEEhUKDXNraXBwZWRfcGxheXMYBiABKAQSGQoRbGlzdGVuaW5nX3NlY29uZHMYByABKAQSFQoNbmV3X2luX3BlcmlvZBgIIAEoCCKhAgoUR2V0VG9wVHJhY2tzUmVzcG9uc2USLAoGdHJhY2tzGAEgAygLMhwuYXVkaW9obS5saWJyYXJ5LnYxLlRvcFRyYWNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgEEjAKDHBlcmlvZF9zdGFydBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcGVyaW9kX2VuZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoVcHJldmlvdXNfcGVyaW9kX3N0YXJ0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0aW1lX3pvbmUYByABKAkqbQoMSGlzdG9yeU9yZGVyEh0KGUhJU1RPUllfT1JERVJfVU5TUEVDSUZJRUQQABIeChpISVNUT1JZX09SREVSX05FV0VTVF9GSVJTVBABEh4KGkhJU1RPUllfT1JERVJfT0xERVNUX0ZJUlNUEAIqmQEKDkFjdGl2aXR5QnVja2V0Eh8KG0FDVElWSVRZX0JVQ0tFVF9VTlNQRUNJRklFRBAAEhcKE0FDVElWSVRZX0JVQ0tFVF9EQVkQARIYChRBQ1RJVklUWV9CVUNLRVRfV0VFSxACEhkKFUFDVElWSVRZX0JVQ0tFVF9NT05USBADEhgKFEFDVElWSVRZX0JVQ0tFVF9ZRUFSEAQqiQEKD1RvcFRyYWNrc1BlcmlvZBIhCh1UT1BfVFJBQ0tTX1BFUklPRF9VTlNQRUNJRklFRBAAEhoKFlRPUF9UUkFDS1NfUEVSSU9EX1dFRUsQARIbChdUT1BfVFJBQ0tTX1BFUklPRF9NT05USBACEhoKFlRPUF9UUkFDS1NfUEVSSU9EX1lFQVIQAzL+CgoOTGlicmFyeVNlcnZpY2USWwoKUmVjb3JkUGxheRIlLmF1ZGlvaG0ubGlicmFyeS52MS5SZWNvcmRQbGF5UmVxdWVzdBomLmF1ZGlvaG0ubGlicmFyeS52MS5SZWNvcmRQbGF5UmVzcG9uc2USXgoLUmVjb3JkUGxheXMSJi5hdWRpb2htLmxpYnJhcnkudjEuUmVjb3JkUGxheXNSZXF1ZXN0GicuYXVkaW9obS5saWJyYXJ5LnYxLlJlY29yZFBsYXlzUmVzcG9uc2USZQoNSW1wb3J0SGlzdG9yeRIoLmF1ZGlvaG0ubGlicmFyeS52MS5JbXBvcnRIaXN0b3J5UmVxdWVzdBooLmF1ZGlvaG0ubGlicmFyeS52MS5JbXBvcnRIaXN0b3J5U3VtbWFyeSgBElkKC0xpc3RIaXN0b3J5EiYuYXVkaW9obS5saWJyYXJ5LnYxLkxpc3RIaXN0b3J5UmVxdWVzdBogLmF1ZGlvaG0ubGlicmFyeS52MS5IaXN0b3J5RW50cnkwARJbCgpEZWxldGVQbGF5EiUuYXVkaW9obS5saWJyYXJ5LnYxLkRlbGV0ZVBsYXlSZXF1ZXN0GiYuYXVkaW9obS5saWJyYXJ5LnYxLkRlbGV0ZVBsYXlSZXNwb25zZRJhCgxDbGVhckhpc3RvcnkSJy5hdWRpb2htLmxpYnJhcnkudjEuQ2xlYXJIaXN0b3J5UmVxdWVzdBooLmF1ZGlvaG0ubGlicmFyeS52MS5DbGVhckhpc3RvcnlSZXNwb25zZRJYCglMaWtlVHJhY2sSJC5hdWRpb2htLmxpYnJhcnkudjEuTGlrZVRyYWNrUmVxdWVzdBolLmF1ZGlvaG0ubGlicmFyeS52MS5MaWtlVHJhY2tSZXNwb25zZRJeCgtVbmxpa2VUcmFjaxImLmF1ZGlvaG0ubGlicmFyeS52MS5Vbmxpa2VUcmFja1JlcXVlc3QaJy5hdWRpb2htLmxpYnJhcnkudjEuVW5saWtlVHJhY2tSZXNwb25zZRJfChBVcGRhdGVMaWtlZFRyYWNrEisuYXVkaW9obS5saWJyYXJ5LnYxLlVwZGF0ZUxpa2VkVHJhY2tSZXF1ZXN0Gh4uYXVkaW9obS5saWJyYXJ5LnYxLkxpa2VkVHJhY2sSagoPTGlzdExpa2VkVHJhY2tzEiouYXVkaW9obS5saWJyYXJ5LnYxLkxpc3RMaWtlZFRyYWNrc1JlcXVlc3QaKy5hdWRpb2htLmxpYnJhcnkudjEuTGlzdExpa2VkVHJhY2tzUmVzcG9uc2USbQoQQ2hlY2tMaWtlZFRyYWNrcxIrLmF1ZGlvaG0ubGlicmFyeS52MS5DaGVja0xpa2VkVHJhY2tzUmVxdWVzdBosLmF1ZGlvaG0ubGlicmFyeS52MS5DaGVja0xpa2VkVHJhY2tzUmVzcG9uc2USXwoPR2V0TGlicmFyeVN0YXRzEiouYXVkaW9obS5saWJyYXJ5LnYxLkdldExpYnJhcnlTdGF0c1JlcXVlc3QaIC5hdWRpb2htLmxpYnJhcnkudjEuTGlicmFyeVN0YXRzEnMKEkdldFRyYWNrUGxheUNvdW50cxItLmF1ZGlvaG0ubGlicmFyeS52MS5HZXRUcmFja1BsYXlDb3VudHNSZXF1ZXN0Gi4uYXVkaW9obS5saWJyYXJ5LnYxLkdldFRyYWNrUGxheUNvdW50c1Jlc3BvbnNlEmEKDEdldFRvcFRyYWNrcxInLmF1ZGlvaG0ubGlicmFyeS52MS5HZXRUb3BUcmFja3NSZXF1ZXN0GiguYXVkaW9obS5saWJyYXJ5LnYxLkdldFRvcFRyYWNrc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * One play of one track by one listener.
@@ -80,6 +80,23 @@ export type Play = Message<"audiohm.library.v1.Play"> & {
    * @generated from field: string source = 7;
    */
   source: string;
+
+  /**
+   * The track's duration as the player reported it; 0 when it did not.
+   *
+   * @generated from field: uint32 track_duration_seconds = 8;
+   */
+  trackDurationSeconds: number;
+
+  /**
+   * Whether the play counts: it completed, or it played at least
+   * min(240 s, half the track's duration) and at least 30 s (without a
+   * duration, at least 240 s). Decided when the play was recorded, by the
+   * server's thresholds then.
+   *
+   * @generated from field: bool counted = 9;
+   */
+  counted: boolean;
 };
 
 /**
@@ -141,6 +158,14 @@ export type NewPlay = Message<"audiohm.library.v1.NewPlay"> & {
    * @generated from field: string request_id = 6;
    */
   requestId: string;
+
+  /**
+   * The track's duration, 1 to 86400 seconds, when the player knows it: it
+   * decides whether a play that did not complete counts (see Play.counted).
+   *
+   * @generated from field: optional uint32 track_duration_seconds = 7;
+   */
+  trackDurationSeconds?: number | undefined;
 };
 
 /**
@@ -202,6 +227,13 @@ export type RecordPlayRequest = Message<"audiohm.library.v1.RecordPlayRequest"> 
    * @generated from field: string request_id = 7;
    */
   requestId: string;
+
+  /**
+   * The track's duration, as in `NewPlay.track_duration_seconds`.
+   *
+   * @generated from field: optional uint32 track_duration_seconds = 8;
+   */
+  trackDurationSeconds?: number | undefined;
 };
 
 /**
@@ -552,6 +584,13 @@ export type ListHistoryRequest = Message<"audiohm.library.v1.ListHistoryRequest"
    * @generated from field: string after = 9;
    */
   after: string;
+
+  /**
+   * Only plays that count (see Play.counted).
+   *
+   * @generated from field: bool counted_only = 10;
+   */
+  countedOnly: boolean;
 };
 
 /**
@@ -1024,6 +1063,14 @@ export type GetLibraryStatsRequest = Message<"audiohm.library.v1.GetLibraryStats
    * @generated from field: uint32 top_tracks_limit = 5;
    */
   topTracksLimit: number;
+
+  /**
+   * The buckets of `activity`: days (the default), ISO weeks, months or
+   * years.
+   *
+   * @generated from field: audiohm.library.v1.ActivityBucket activity_bucket = 6;
+   */
+  activityBucket: ActivityBucket;
 };
 
 /**
@@ -1059,6 +1106,20 @@ export type TrackStats = Message<"audiohm.library.v1.TrackStats"> & {
    * @generated from field: uint64 listening_seconds = 3;
    */
   listeningSeconds: bigint;
+
+  /**
+   * Plays that count (see Play.counted).
+   *
+   * @generated from field: uint64 counted_plays = 4;
+   */
+  countedPlays: bigint;
+
+  /**
+   * Plays that do not count: `plays - counted_plays`.
+   *
+   * @generated from field: uint64 skipped_plays = 5;
+   */
+  skippedPlays: bigint;
 };
 
 /**
@@ -1087,6 +1148,27 @@ export type SourceStats = Message<"audiohm.library.v1.SourceStats"> & {
    * @generated from field: uint64 plays = 2;
    */
   plays: bigint;
+
+  /**
+   * Plays that count.
+   *
+   * @generated from field: uint64 counted_plays = 3;
+   */
+  countedPlays: bigint;
+
+  /**
+   * Plays that do not count.
+   *
+   * @generated from field: uint64 skipped_plays = 4;
+   */
+  skippedPlays: bigint;
+
+  /**
+   * Seconds listened in those plays.
+   *
+   * @generated from field: uint64 listening_seconds = 5;
+   */
+  listeningSeconds: bigint;
 };
 
 /**
@@ -1122,6 +1204,20 @@ export type DailyActivity = Message<"audiohm.library.v1.DailyActivity"> & {
    * @generated from field: uint64 listening_seconds = 3;
    */
   listeningSeconds: bigint;
+
+  /**
+   * Plays that count.
+   *
+   * @generated from field: uint64 counted_plays = 4;
+   */
+  countedPlays: bigint;
+
+  /**
+   * Plays that do not count.
+   *
+   * @generated from field: uint64 skipped_plays = 5;
+   */
+  skippedPlays: bigint;
 };
 
 /**
@@ -1130,6 +1226,175 @@ export type DailyActivity = Message<"audiohm.library.v1.DailyActivity"> & {
  */
 export const DailyActivitySchema: GenMessage<DailyActivity> = /*@__PURE__*/
   messageDesc(file_audiohm_library_v1_library, 30);
+
+/**
+ * Activity in one bucket (day, week, month or year) of the requested zone.
+ *
+ * @generated from message audiohm.library.v1.ActivityStats
+ */
+export type ActivityStats = Message<"audiohm.library.v1.ActivityStats"> & {
+  /**
+   * The bucket's first day, "YYYY-MM-DD" (a Monday for weeks).
+   *
+   * @generated from field: string start_date = 1;
+   */
+  startDate: string;
+
+  /**
+   * Plays started in the bucket (within the requested range).
+   *
+   * @generated from field: uint64 plays = 2;
+   */
+  plays: bigint;
+
+  /**
+   * Plays that count.
+   *
+   * @generated from field: uint64 counted_plays = 3;
+   */
+  countedPlays: bigint;
+
+  /**
+   * Plays that do not count.
+   *
+   * @generated from field: uint64 skipped_plays = 4;
+   */
+  skippedPlays: bigint;
+
+  /**
+   * Seconds listened in those plays.
+   *
+   * @generated from field: uint64 listening_seconds = 5;
+   */
+  listeningSeconds: bigint;
+};
+
+/**
+ * Describes the message audiohm.library.v1.ActivityStats.
+ * Use `create(ActivityStatsSchema)` to create a new message.
+ */
+export const ActivityStatsSchema: GenMessage<ActivityStats> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 31);
+
+/**
+ * Activity in one hour of one weekday, in the requested zone, over the range.
+ *
+ * @generated from message audiohm.library.v1.HourlyActivity
+ */
+export type HourlyActivity = Message<"audiohm.library.v1.HourlyActivity"> & {
+  /**
+   * 1 (Monday) to 7 (Sunday), as ISO 8601 numbers them.
+   *
+   * @generated from field: uint32 weekday = 1;
+   */
+  weekday: number;
+
+  /**
+   * 0 to 23.
+   *
+   * @generated from field: uint32 hour = 2;
+   */
+  hour: number;
+
+  /**
+   * Plays started in that hour.
+   *
+   * @generated from field: uint64 plays = 3;
+   */
+  plays: bigint;
+
+  /**
+   * Plays that count.
+   *
+   * @generated from field: uint64 counted_plays = 4;
+   */
+  countedPlays: bigint;
+
+  /**
+   * Plays that do not count.
+   *
+   * @generated from field: uint64 skipped_plays = 5;
+   */
+  skippedPlays: bigint;
+
+  /**
+   * Seconds listened in those plays.
+   *
+   * @generated from field: uint64 listening_seconds = 6;
+   */
+  listeningSeconds: bigint;
+};
+
+/**
+ * Describes the message audiohm.library.v1.HourlyActivity.
+ * Use `create(HourlyActivitySchema)` to create a new message.
+ */
+export const HourlyActivitySchema: GenMessage<HourlyActivity> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 32);
+
+/**
+ * A run of consecutive days, in the requested zone, with at least one
+ * counted play each.
+ *
+ * @generated from message audiohm.library.v1.Streak
+ */
+export type Streak = Message<"audiohm.library.v1.Streak"> & {
+  /**
+   * Days in the run; 0 when there is none.
+   *
+   * @generated from field: uint32 days = 1;
+   */
+  days: number;
+
+  /**
+   * The run's first day, "YYYY-MM-DD"; empty when there is none.
+   *
+   * @generated from field: string first_date = 2;
+   */
+  firstDate: string;
+
+  /**
+   * The run's last day, "YYYY-MM-DD"; empty when there is none.
+   *
+   * @generated from field: string last_date = 3;
+   */
+  lastDate: string;
+};
+
+/**
+ * Describes the message audiohm.library.v1.Streak.
+ * Use `create(StreakSchema)` to create a new message.
+ */
+export const StreakSchema: GenMessage<Streak> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 33);
+
+/**
+ * Listening streaks over the listener's whole history.
+ *
+ * @generated from message audiohm.library.v1.Streaks
+ */
+export type Streaks = Message<"audiohm.library.v1.Streaks"> & {
+  /**
+   * The run that ends today or yesterday; `days` is 0 when there is none.
+   *
+   * @generated from field: audiohm.library.v1.Streak current = 1;
+   */
+  current?: Streak | undefined;
+
+  /**
+   * The longest run (of equal ones, the latest).
+   *
+   * @generated from field: audiohm.library.v1.Streak longest = 2;
+   */
+  longest?: Streak | undefined;
+};
+
+/**
+ * Describes the message audiohm.library.v1.Streaks.
+ * Use `create(StreaksSchema)` to create a new message.
+ */
+export const StreaksSchema: GenMessage<Streaks> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 34);
 
 /**
  * @generated from message audiohm.library.v1.LibraryStats
@@ -1228,6 +1493,52 @@ export type LibraryStats = Message<"audiohm.library.v1.LibraryStats"> & {
    * @generated from field: google.protobuf.Timestamp computed_at = 13;
    */
   computedAt?: Timestamp | undefined;
+
+  /**
+   * Plays in the range that count (see Play.counted).
+   *
+   * @generated from field: uint64 counted_plays = 14;
+   */
+  countedPlays: bigint;
+
+  /**
+   * Plays in the range that do not count.
+   *
+   * @generated from field: uint64 skipped_plays = 15;
+   */
+  skippedPlays: bigint;
+
+  /**
+   * One entry per bucket of `activity_bucket`, oldest first, zeros included,
+   * at most 366: the buckets of the range, or when `since` is unset the last
+   * 30 days, 26 weeks, 24 months, or every year of the history.
+   *
+   * @generated from field: repeated audiohm.library.v1.ActivityStats activity = 16;
+   */
+  activity: ActivityStats[];
+
+  /**
+   * The bucket length of `activity`.
+   *
+   * @generated from field: audiohm.library.v1.ActivityBucket activity_bucket = 17;
+   */
+  activityBucket: ActivityBucket;
+
+  /**
+   * 168 cells, Monday 00:00 to Sunday 23:00 in the requested zone, over the
+   * range, zeros included.
+   *
+   * @generated from field: repeated audiohm.library.v1.HourlyActivity hourly_activity = 18;
+   */
+  hourlyActivity: HourlyActivity[];
+
+  /**
+   * Streaks of days with counted plays, over the whole history (not limited
+   * to the range).
+   *
+   * @generated from field: audiohm.library.v1.Streaks streaks = 19;
+   */
+  streaks?: Streaks | undefined;
 };
 
 /**
@@ -1235,7 +1546,337 @@ export type LibraryStats = Message<"audiohm.library.v1.LibraryStats"> & {
  * Use `create(LibraryStatsSchema)` to create a new message.
  */
 export const LibraryStatsSchema: GenMessage<LibraryStats> = /*@__PURE__*/
-  messageDesc(file_audiohm_library_v1_library, 31);
+  messageDesc(file_audiohm_library_v1_library, 35);
+
+/**
+ * @generated from message audiohm.library.v1.GetTrackPlayCountsRequest
+ */
+export type GetTrackPlayCountsRequest = Message<"audiohm.library.v1.GetTrackPlayCountsRequest"> & {
+  /**
+   * The listener. Empty: the caller.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * 1 to 500 track IDs (UUIDs); repeats are allowed.
+   *
+   * @generated from field: repeated string track_ids = 2;
+   */
+  trackIds: string[];
+
+  /**
+   * Count plays at or after this time. Unset: from the first play.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 3;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Count plays before this time. Unset: without end.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 4;
+   */
+  until?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message audiohm.library.v1.GetTrackPlayCountsRequest.
+ * Use `create(GetTrackPlayCountsRequestSchema)` to create a new message.
+ */
+export const GetTrackPlayCountsRequestSchema: GenMessage<GetTrackPlayCountsRequest> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 36);
+
+/**
+ * One track's plays in the range.
+ *
+ * @generated from message audiohm.library.v1.TrackPlayCount
+ */
+export type TrackPlayCount = Message<"audiohm.library.v1.TrackPlayCount"> & {
+  /**
+   * The track, as requested (in lower case, as every ID in a response).
+   *
+   * @generated from field: string track_id = 1;
+   */
+  trackId: string;
+
+  /**
+   * Plays in the range.
+   *
+   * @generated from field: uint64 plays = 2;
+   */
+  plays: bigint;
+
+  /**
+   * Plays that count.
+   *
+   * @generated from field: uint64 counted_plays = 3;
+   */
+  countedPlays: bigint;
+
+  /**
+   * Plays that do not count.
+   *
+   * @generated from field: uint64 skipped_plays = 4;
+   */
+  skippedPlays: bigint;
+
+  /**
+   * Seconds listened in those plays.
+   *
+   * @generated from field: uint64 listening_seconds = 5;
+   */
+  listeningSeconds: bigint;
+
+  /**
+   * The first play in the range; unset when there is none.
+   *
+   * @generated from field: google.protobuf.Timestamp first_played_at = 6;
+   */
+  firstPlayedAt?: Timestamp | undefined;
+
+  /**
+   * The last play in the range; unset when there is none.
+   *
+   * @generated from field: google.protobuf.Timestamp last_played_at = 7;
+   */
+  lastPlayedAt?: Timestamp | undefined;
+
+  /**
+   * Whether the listener likes the track now.
+   *
+   * @generated from field: bool liked = 8;
+   */
+  liked: boolean;
+};
+
+/**
+ * Describes the message audiohm.library.v1.TrackPlayCount.
+ * Use `create(TrackPlayCountSchema)` to create a new message.
+ */
+export const TrackPlayCountSchema: GenMessage<TrackPlayCount> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 37);
+
+/**
+ * @generated from message audiohm.library.v1.GetTrackPlayCountsResponse
+ */
+export type GetTrackPlayCountsResponse = Message<"audiohm.library.v1.GetTrackPlayCountsResponse"> & {
+  /**
+   * One entry per requested track ID, in request order.
+   *
+   * @generated from field: repeated audiohm.library.v1.TrackPlayCount tracks = 1;
+   */
+  tracks: TrackPlayCount[];
+};
+
+/**
+ * Describes the message audiohm.library.v1.GetTrackPlayCountsResponse.
+ * Use `create(GetTrackPlayCountsResponseSchema)` to create a new message.
+ */
+export const GetTrackPlayCountsResponseSchema: GenMessage<GetTrackPlayCountsResponse> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 38);
+
+/**
+ * @generated from message audiohm.library.v1.GetTopTracksRequest
+ */
+export type GetTopTracksRequest = Message<"audiohm.library.v1.GetTopTracksRequest"> & {
+  /**
+   * The listener. Empty: the caller.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * A calendar week, month or year; unspecified: the explicit range below.
+   *
+   * @generated from field: audiohm.library.v1.TopTracksPeriod period = 2;
+   */
+  period: TopTracksPeriod;
+
+  /**
+   * For a calendar period: 0 for the current one, 1 for the one before, and
+   * so on.
+   *
+   * @generated from field: uint32 periods_ago = 3;
+   */
+  periodsAgo: number;
+
+  /**
+   * The range, when `period` is unspecified: both are required; the period
+   * before it is the range of the same length that ends at `since`.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 5;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * IANA time zone of the calendar, e.g. "Asia/Kathmandu". Default "UTC".
+   *
+   * @generated from field: string time_zone = 6;
+   */
+  timeZone: string;
+
+  /**
+   * Page size: default 50; larger values are served as 500 (AIP-158).
+   *
+   * @generated from field: uint32 page_size = 7;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first page. A
+   * token only continues the listing it came from (same listener, period
+   * and zone).
+   *
+   * @generated from field: string page_token = 8;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message audiohm.library.v1.GetTopTracksRequest.
+ * Use `create(GetTopTracksRequestSchema)` to create a new message.
+ */
+export const GetTopTracksRequestSchema: GenMessage<GetTopTracksRequest> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 39);
+
+/**
+ * One ranked track.
+ *
+ * @generated from message audiohm.library.v1.TopTrack
+ */
+export type TopTrack = Message<"audiohm.library.v1.TopTrack"> & {
+  /**
+   * 1 for the first track of the period.
+   *
+   * @generated from field: uint32 rank = 1;
+   */
+  rank: number;
+
+  /**
+   * The track's rank in the period before; 0 when it was not played then.
+   *
+   * @generated from field: uint32 previous_rank = 2;
+   */
+  previousRank: number;
+
+  /**
+   * The track.
+   *
+   * @generated from field: string track_id = 3;
+   */
+  trackId: string;
+
+  /**
+   * Plays in the period.
+   *
+   * @generated from field: uint64 plays = 4;
+   */
+  plays: bigint;
+
+  /**
+   * Plays that count: the ranking's first key.
+   *
+   * @generated from field: uint64 counted_plays = 5;
+   */
+  countedPlays: bigint;
+
+  /**
+   * Plays that do not count.
+   *
+   * @generated from field: uint64 skipped_plays = 6;
+   */
+  skippedPlays: bigint;
+
+  /**
+   * Seconds listened in those plays.
+   *
+   * @generated from field: uint64 listening_seconds = 7;
+   */
+  listeningSeconds: bigint;
+
+  /**
+   * True when the listener's first play of the track ever falls in the
+   * period.
+   *
+   * @generated from field: bool new_in_period = 8;
+   */
+  newInPeriod: boolean;
+};
+
+/**
+ * Describes the message audiohm.library.v1.TopTrack.
+ * Use `create(TopTrackSchema)` to create a new message.
+ */
+export const TopTrackSchema: GenMessage<TopTrack> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 40);
+
+/**
+ * @generated from message audiohm.library.v1.GetTopTracksResponse
+ */
+export type GetTopTracksResponse = Message<"audiohm.library.v1.GetTopTracksResponse"> & {
+  /**
+   * The page's tracks, by rank: most counted plays first, then most plays,
+   * most seconds, and track ID.
+   *
+   * @generated from field: repeated audiohm.library.v1.TopTrack tracks = 1;
+   */
+  tracks: TopTrack[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * Tracks played in the period.
+   *
+   * @generated from field: uint64 total_size = 3;
+   */
+  totalSize: bigint;
+
+  /**
+   * The period ranked: [period_start, period_end).
+   *
+   * @generated from field: google.protobuf.Timestamp period_start = 4;
+   */
+  periodStart?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp period_end = 5;
+   */
+  periodEnd?: Timestamp | undefined;
+
+  /**
+   * The period the previous ranks come from.
+   *
+   * @generated from field: google.protobuf.Timestamp previous_period_start = 6;
+   */
+  previousPeriodStart?: Timestamp | undefined;
+
+  /**
+   * The time zone of the calendar.
+   *
+   * @generated from field: string time_zone = 7;
+   */
+  timeZone: string;
+};
+
+/**
+ * Describes the message audiohm.library.v1.GetTopTracksResponse.
+ * Use `create(GetTopTracksResponseSchema)` to create a new message.
+ */
+export const GetTopTracksResponseSchema: GenMessage<GetTopTracksResponse> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 41);
 
 /**
  * The order of a history listing.
@@ -1270,6 +1911,95 @@ export enum HistoryOrder {
  */
 export const HistoryOrderSchema: GenEnum<HistoryOrder> = /*@__PURE__*/
   enumDesc(file_audiohm_library_v1_library, 0);
+
+/**
+ * The length of the buckets of an activity series, in the requested zone.
+ *
+ * @generated from enum audiohm.library.v1.ActivityBucket
+ */
+export enum ActivityBucket {
+  /**
+   * Days.
+   *
+   * @generated from enum value: ACTIVITY_BUCKET_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Calendar days.
+   *
+   * @generated from enum value: ACTIVITY_BUCKET_DAY = 1;
+   */
+  DAY = 1,
+
+  /**
+   * ISO weeks, from Monday 00:00.
+   *
+   * @generated from enum value: ACTIVITY_BUCKET_WEEK = 2;
+   */
+  WEEK = 2,
+
+  /**
+   * Calendar months.
+   *
+   * @generated from enum value: ACTIVITY_BUCKET_MONTH = 3;
+   */
+  MONTH = 3,
+
+  /**
+   * Calendar years.
+   *
+   * @generated from enum value: ACTIVITY_BUCKET_YEAR = 4;
+   */
+  YEAR = 4,
+}
+
+/**
+ * Describes the enum audiohm.library.v1.ActivityBucket.
+ */
+export const ActivityBucketSchema: GenEnum<ActivityBucket> = /*@__PURE__*/
+  enumDesc(file_audiohm_library_v1_library, 1);
+
+/**
+ * A calendar period of a top-tracks ranking, in the requested zone.
+ *
+ * @generated from enum audiohm.library.v1.TopTracksPeriod
+ */
+export enum TopTracksPeriod {
+  /**
+   * An explicit range: `since` and `until`.
+   *
+   * @generated from enum value: TOP_TRACKS_PERIOD_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An ISO week, from Monday 00:00.
+   *
+   * @generated from enum value: TOP_TRACKS_PERIOD_WEEK = 1;
+   */
+  WEEK = 1,
+
+  /**
+   * A calendar month.
+   *
+   * @generated from enum value: TOP_TRACKS_PERIOD_MONTH = 2;
+   */
+  MONTH = 2,
+
+  /**
+   * A calendar year.
+   *
+   * @generated from enum value: TOP_TRACKS_PERIOD_YEAR = 3;
+   */
+  YEAR = 3,
+}
+
+/**
+ * Describes the enum audiohm.library.v1.TopTracksPeriod.
+ */
+export const TopTracksPeriodSchema: GenEnum<TopTracksPeriod> = /*@__PURE__*/
+  enumDesc(file_audiohm_library_v1_library, 2);
 
 /**
  * What a listener does with their library.
@@ -1402,8 +2132,9 @@ export const LibraryService: GenService<{
     output: typeof CheckLikedTracksResponseSchema;
   },
   /**
-   * Library statistics over a time range, with daily activity bucketed in
-   * the caller's time zone.
+   * Library statistics over a time range, in the caller's time zone: totals,
+   * top tracks, sources, an activity series, hour-by-weekday cells and
+   * listening streaks.
    *
    * @generated from rpc audiohm.library.v1.LibraryService.GetLibraryStats
    */
@@ -1411,6 +2142,30 @@ export const LibraryService: GenService<{
     methodKind: "unary";
     input: typeof GetLibraryStatsRequestSchema;
     output: typeof LibraryStatsSchema;
+  },
+  /**
+   * How many times each of up to 500 tracks was played (a track list, an
+   * album page, a playlist), optionally within a time range, and whether
+   * each is liked. One entry per requested ID, in request order.
+   *
+   * @generated from rpc audiohm.library.v1.LibraryService.GetTrackPlayCounts
+   */
+  getTrackPlayCounts: {
+    methodKind: "unary";
+    input: typeof GetTrackPlayCountsRequestSchema;
+    output: typeof GetTrackPlayCountsResponseSchema;
+  },
+  /**
+   * The listener's top tracks of a calendar week, month or year in their
+   * time zone (or of an explicit range), a page at a time, each with its
+   * rank in the period before.
+   *
+   * @generated from rpc audiohm.library.v1.LibraryService.GetTopTracks
+   */
+  getTopTracks: {
+    methodKind: "unary";
+    input: typeof GetTopTracksRequestSchema;
+    output: typeof GetTopTracksResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_audiohm_library_v1_library, 0);

@@ -1,0 +1,183 @@
+//! Counts of plays, per track, per source and per UTC quarter hour: what a period's snapshot
+//! holds, what a query over a span of plays returns, and what adding disjoint spans gives.
+use std::collections::{BTreeMap, HashMap};
+
+use crate::domain::{Timestamp, TrackId};
+
+/// Plays, the plays that count, completed plays and seconds listened, of a set of plays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub plays: u64,
+    pub counted: u64,
+    pub completed: u64,
+    pub seconds: u64,
+}
+
+impl Counts {
+    pub fn of_play(played_for_seconds: u32, completed: bool, counted: bool) -> Self {
+        Self {
+            plays: 1,
+            counted: u64::from(counted),
+            completed: u64::from(completed),
+            seconds: u64::from(played_for_seconds),
+        }
+    }
+
+    /// Plays that do not count.
+    pub fn skipped(&self) -> u64 {
+        self.plays.saturating_sub(self.counted)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plays == 0
+    }
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, other: Self) {
+        self.plays += other.plays;
+        self.counted += other.counted;
+        self.completed += other.completed;
+        self.seconds += other.seconds;
+    }
+}
+
+/// One track's plays in some span, with the first and last of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackTally {
+    pub track_id: TrackId,
+    pub counts: Counts,
+    pub first: Timestamp,
+    pub last: Timestamp,
+}
+
+impl TrackTally {
+    fn absorb(&mut self, other: &TrackTally) {
+        self.counts += other.counts;
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTally {
+    /// "" for plays recorded without a source.
+    pub source: String,
+    pub counts: Counts,
+}
+
+/// The plays started in the UTC quarter hour beginning at `start` (a multiple of 15 minutes),
+/// or in the part of it a span covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarterTally {
+    pub start: Timestamp,
+    pub counts: Counts,
+}
+
+/// The figures of the plays of one span of time. Each list is sorted: tracks by id, sources by
+/// name (byte order), quarters by start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub tracks: Vec<TrackTally>,
+    pub sources: Vec<SourceTally>,
+    pub quarters: Vec<QuarterTally>,
+}
+
+/// The sum of the figures of disjoint spans.
+#[derive(Debug, Default)]
+pub struct FiguresSum {
+    tracks: HashMap<TrackId, TrackTally>,
+    sources: HashMap<String, Counts>,
+    quarters: BTreeMap<Timestamp, Counts>,
+}
+
+impl FiguresSum {
+    pub fn add_tracks<'a>(&mut self, tracks: impl IntoIterator<Item = &'a TrackTally>) {
+        for t in tracks {
+            self.tracks
+                .entry(t.track_id)
+                .and_modify(|sum| sum.absorb(t))
+                .or_insert(*t);
+        }
+    }
+
+    pub fn add_sources<'a>(&mut self, sources: impl IntoIterator<Item = &'a SourceTally>) {
+        for s in sources {
+            *self.sources.entry(s.source.clone()).or_default() += s.counts;
+        }
+    }
+
+    pub fn add_quarters<'a>(&mut self, quarters: impl IntoIterator<Item = &'a QuarterTally>) {
+        for q in quarters {
+            *self.quarters.entry(q.start).or_default() += q.counts;
+        }
+    }
+
+    pub fn add(&mut self, figures: &Figures) {
+        self.add_tracks(&figures.tracks);
+        self.add_sources(&figures.sources);
+        self.add_quarters(&figures.quarters);
+    }
+
+    pub fn finish(self) -> Figures {
+        let mut tracks: Vec<TrackTally> = self.tracks.into_values().collect();
+        tracks.sort_unstable_by_key(|t| t.track_id);
+        let mut sources: Vec<SourceTally> = self
+            .sources
+            .into_iter()
+            .map(|(source, counts)| SourceTally { source, counts })
+            .collect();
+        sources.sort_unstable_by(|a, b| a.source.cmp(&b.source));
+        Figures {
+            tracks,
+            sources,
+            quarters: self
+                .quarters
+                .into_iter()
+                .map(|(start, counts)| QuarterTally { start, counts })
+                .collect(),
+        }
+    }
+}
+
+impl Figures {
+    /// Plays, counted, completed and seconds over every quarter.
+    pub fn totals(&self) -> Counts {
+        let mut sum = Counts::default();
+        for q in &self.quarters {
+            sum += q.counts;
+        }
+        sum
+    }
+
+    pub fn first_played(&self) -> Option<Timestamp> {
+        self.tracks.iter().map(|t| t.first).min()
+    }
+
+    pub fn last_played(&self) -> Option<Timestamp> {
+        self.tracks.iter().map(|t| t.last).max()
+    }
+}
+
+/// Most counted plays first, then most plays, most seconds, and track id: the order of every
+/// ranking of tracks.
+pub fn rank_tracks(tracks: &mut [TrackTally]) {
+    tracks.sort_unstable_by(|a, b| {
+        b.counts
+            .counted
+            .cmp(&a.counts.counted)
+            .then(b.counts.plays.cmp(&a.counts.plays))
+            .then(b.counts.seconds.cmp(&a.counts.seconds))
+            .then(a.track_id.cmp(&b.track_id))
+    });
+}
+
+/// Most plays first, then source in byte order.
+pub fn rank_sources(sources: &mut [SourceTally]) {
+    sources.sort_unstable_by(|a, b| {
+        b.counts
+            .plays
+            .cmp(&a.counts.plays)
+            .then_with(|| a.source.as_bytes().cmp(b.source.as_bytes()))
+    });
+}
