@@ -128,16 +128,25 @@ BEGIN
         SET plays = s.plays + EXCLUDED.plays, counted = s.counted + EXCLUDED.counted,
             completed = s.completed + EXCLUDED.completed, seconds = s.seconds + EXCLUDED.seconds;
     -- The snapshots of finished days and months this statement changes are stale from now on.
+    -- Live plays are today's, so the usual statement skips this after one pass over its rows.
+    IF NOT EXISTS (SELECT 1 FROM inserted_plays
+                   WHERE played_at < date_bin('1 day', now(), timestamptz 'epoch')) THEN
+        RETURN NULL;
+    END IF;
+    WITH days AS (
+        SELECT DISTINCT user_id, date_bin('1 day', played_at, timestamptz 'epoch') AS day
+        FROM inserted_plays
+        WHERE played_at < date_bin('1 day', now(), timestamptz 'epoch')
+    ),
+    periods AS (
+        SELECT user_id, 1::smallint AS kind, day AS start FROM days
+        UNION
+        SELECT user_id, 2::smallint, date_trunc('month', day AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+        FROM days
+    )
     INSERT INTO user_period_stats AS s (user_id, period_kind, period_start, generation)
-    SELECT DISTINCT user_id, 1::smallint, date_bin('1 day', played_at, timestamptz 'epoch'), 1::bigint
-    FROM inserted_plays
-    WHERE date_bin('1 day', played_at, timestamptz 'epoch') + interval '1 day' <= now()
-    UNION
-    SELECT DISTINCT user_id, 2::smallint,
-           date_trunc('month', played_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', 1::bigint
-    FROM inserted_plays
-    WHERE (date_trunc('month', played_at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
-          <= now()
+    SELECT user_id, kind, start, 1::bigint FROM periods
+    WHERE kind = 1 OR (start AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC' <= now()
     ORDER BY 1, 2, 3
     ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
     SET generation = s.generation + 1, built_generation = NULL,
@@ -220,16 +229,20 @@ BEGIN
            FROM deleted_plays) d
     WHERE s.user_id = d.user_id AND s.quarter_start = d.q AND s.plays = 0;
     -- The snapshots of finished days and months this statement changes are stale from now on.
+    WITH days AS (
+        SELECT DISTINCT user_id, date_bin('1 day', played_at, timestamptz 'epoch') AS day
+        FROM deleted_plays
+        WHERE played_at < date_bin('1 day', now(), timestamptz 'epoch')
+    ),
+    periods AS (
+        SELECT user_id, 1::smallint AS kind, day AS start FROM days
+        UNION
+        SELECT user_id, 2::smallint, date_trunc('month', day AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+        FROM days
+    )
     INSERT INTO user_period_stats AS s (user_id, period_kind, period_start, generation)
-    SELECT DISTINCT user_id, 1::smallint, date_bin('1 day', played_at, timestamptz 'epoch'), 1::bigint
-    FROM deleted_plays
-    WHERE date_bin('1 day', played_at, timestamptz 'epoch') + interval '1 day' <= now()
-    UNION
-    SELECT DISTINCT user_id, 2::smallint,
-           date_trunc('month', played_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', 1::bigint
-    FROM deleted_plays
-    WHERE (date_trunc('month', played_at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
-          <= now()
+    SELECT user_id, kind, start, 1::bigint FROM periods
+    WHERE kind = 1 OR (start AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC' <= now()
     ORDER BY 1, 2, 3
     ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
     SET generation = s.generation + 1, built_generation = NULL,

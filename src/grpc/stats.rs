@@ -76,40 +76,49 @@ pub(super) async fn library_stats<S: Store>(
     let cuts = history_cuts(&tz, now);
     let figures = api.store.library_stats(user, range, top, &cuts).await?;
     let all_time = figures.all_time;
-    let (totals, unique, first, last, mut top_tracks, mut sources, quarters) = match figures.range {
-        None => (
-            all_time.counts,
-            all_time.tracks,
-            all_time.first,
-            all_time.last,
-            figures.all_time_top,
-            figures.all_time_sources,
-            figures.history_quarters.clone(),
-        ),
-        Some(f) => (
-            f.totals(),
-            f.tracks.len() as u64,
-            f.first_played(),
-            f.last_played(),
-            f.tracks,
-            f.sources,
-            f.quarters,
-        ),
-    };
+    let (totals, unique, first, last, mut top_tracks, mut sources, range_quarters) =
+        match figures.range {
+            None => (
+                all_time.counts,
+                all_time.tracks,
+                all_time.first,
+                all_time.last,
+                figures.all_time_top,
+                figures.all_time_sources,
+                None,
+            ),
+            Some(f) => (
+                f.totals(),
+                f.tracks.len() as u64,
+                f.first_played(),
+                f.last_played(),
+                f.tracks,
+                f.sources,
+                Some(f.quarters),
+            ),
+        };
+    let quarters = range_quarters
+        .as_deref()
+        .unwrap_or(&figures.history_quarters);
     rank_tracks(&mut top_tracks);
     top_tracks.truncate(top as usize);
     rank_sources(&mut sources);
-    let activity = fold_series(
-        &series(bucket, range, now, all_time.first, &tz),
-        &quarters,
-        &tz,
-    );
     let daily = fold_series(
         &series(ActivityBucket::Day, range, now, all_time.first, &tz),
-        &quarters,
+        quarters,
         &tz,
     );
-    let hourly = fold_hourly(&quarters, &tz);
+    // The day series is the activity series when days are asked for; it is folded once.
+    let activity = if bucket == ActivityBucket::Day {
+        daily.clone()
+    } else {
+        fold_series(
+            &series(bucket, range, now, all_time.first, &tz),
+            quarters,
+            &tz,
+        )
+    };
+    let hourly = fold_hourly(quarters, &tz);
     let streaks = fold_streaks(&figures.history_quarters, now, &tz);
     Ok(pb::LibraryStats {
         user_id: user.to_string(),

@@ -203,8 +203,9 @@ pub fn decode_quarters(period: Period, blob: &[u8]) -> StoreResult<Vec<QuarterTa
     };
     let n = r.varint()?;
     let base = period.start().as_micros();
+    let end = period.end();
     let mut index: i64 = -1;
-    let mut quarters = Vec::new();
+    let mut quarters = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(3000));
     for _ in 0..n {
         let step = i64::try_from(r.varint()?).map_err(|_| corrupt("quarter index"))?;
         index = index
@@ -214,7 +215,7 @@ pub fn decode_quarters(period: Period, blob: &[u8]) -> StoreResult<Vec<QuarterTa
             .checked_mul(QUARTER_HOUR_MICROS)
             .and_then(|m| m.checked_add(base))
             .and_then(Timestamp::from_micros)
-            .filter(|&t| t < period.end())
+            .filter(|&t| t < end)
             .ok_or_else(|| corrupt("quarter outside its period"))?;
         quarters.push(QuarterTally {
             start,

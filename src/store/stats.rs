@@ -359,7 +359,7 @@ impl<T: StatsSql> Read<T> {
         let user = self.user;
         if parts.tracks {
             let tracks = T::plays_tracks(&mut self.s, user, since, until, parts.among).await?;
-            sum.add_tracks(&tracks);
+            sum.add_track_list(tracks);
         }
         if parts.sources {
             sum.add_sources(&T::plays_sources(&mut self.s, user, since, until).await?);
@@ -447,7 +447,7 @@ fn add_row(sum: &mut FiguresSum, row: &PeriodRow, parts: Parts<'_>) -> StoreResu
             Some(among) => snapshot::decode_tracks_among(blob, among)?,
             None => snapshot::decode_tracks(blob)?,
         };
-        sum.add_tracks(&tracks);
+        sum.add_track_list(tracks);
     }
     if parts.sources
         && let Some(blob) = &row.sources

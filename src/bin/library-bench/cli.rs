@@ -83,6 +83,9 @@ pub struct Args {
     /// Direct recounts per variant in `stats` (each scans the user's plays, so keep it small).
     #[arg(long, default_value_t = 10)]
     pub stats_baseline_calls: usize,
+    /// Only these `stats` variants (e.g. `stats-365d,top-week`); all when unset.
+    #[arg(long, value_delimiter = ',')]
+    pub stats_variants: Vec<String>,
     /// Liked tracks seeded for `check-liked`.
     #[arg(long, default_value_t = 10_000)]
     pub likes: usize,

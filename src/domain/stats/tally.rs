@@ -1,6 +1,6 @@
 //! Counts of plays, per track, per source and per UTC quarter hour: what a period's snapshot
 //! holds, what a query over a span of plays returns, and what adding disjoint spans gives.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::domain::{Timestamp, TrackId};
 
@@ -84,21 +84,88 @@ pub struct Figures {
 }
 
 /// The sum of the figures of disjoint spans.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FiguresSum {
-    tracks: HashMap<TrackId, TrackTally>,
+    /// In track id order, one entry per track.
+    tracks: Vec<TrackTally>,
     sources: HashMap<String, Counts>,
-    quarters: BTreeMap<Timestamp, Counts>,
+    /// In order of start as long as the spans come in order (they do: a read walks its range
+    /// from the start), so adding is an append; out of order, `finish` sorts.
+    quarters: Vec<QuarterTally>,
+    quarters_sorted: bool,
+}
+
+/// Sums the neighbours of a sorted list that are the same track.
+fn coalesce(tracks: &mut Vec<TrackTally>) {
+    tracks.dedup_by(|later, earlier| {
+        let same = later.track_id == earlier.track_id;
+        if same {
+            earlier.absorb(later);
+        }
+        same
+    });
+}
+
+impl Default for FiguresSum {
+    fn default() -> Self {
+        Self {
+            tracks: Vec::new(),
+            sources: HashMap::new(),
+            quarters: Vec::new(),
+            quarters_sorted: true,
+        }
+    }
 }
 
 impl FiguresSum {
+    /// Merges in the tallies of another span.
     pub fn add_tracks<'a>(&mut self, tracks: impl IntoIterator<Item = &'a TrackTally>) {
-        for t in tracks {
-            self.tracks
-                .entry(t.track_id)
-                .and_modify(|sum| sum.absorb(t))
-                .or_insert(*t);
+        self.add_track_list(tracks.into_iter().copied().collect());
+    }
+
+    /// Merges in a span's tallies. Snapshots and queries give tracks in id order, and after the
+    /// first period most of a span's tracks are already held: those are summed in place with
+    /// one walk, and only the others are merged in.
+    pub fn add_track_list(&mut self, mut incoming: Vec<TrackTally>) {
+        if !incoming.is_sorted_by_key(|t| t.track_id) {
+            incoming.sort_unstable_by_key(|t| t.track_id);
         }
+        coalesce(&mut incoming);
+        if self.tracks.is_empty() {
+            self.tracks = incoming;
+            return;
+        }
+        let mut fresh = Vec::new();
+        let mut i = 0;
+        for t in incoming {
+            while self
+                .tracks
+                .get(i)
+                .is_some_and(|held| held.track_id < t.track_id)
+            {
+                i += 1;
+            }
+            match self.tracks.get_mut(i) {
+                Some(held) if held.track_id == t.track_id => held.absorb(&t),
+                _ => fresh.push(t),
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.tracks);
+        let mut merged = Vec::with_capacity(held.len() + fresh.len());
+        let (mut a, mut b) = (held.into_iter().peekable(), fresh.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.track_id < y.track_id => a.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => break,
+            };
+            merged.extend(next);
+        }
+        self.tracks = merged;
     }
 
     pub fn add_sources<'a>(&mut self, sources: impl IntoIterator<Item = &'a SourceTally>) {
@@ -109,7 +176,15 @@ impl FiguresSum {
 
     pub fn add_quarters<'a>(&mut self, quarters: impl IntoIterator<Item = &'a QuarterTally>) {
         for q in quarters {
-            *self.quarters.entry(q.start).or_default() += q.counts;
+            match self.quarters.last_mut() {
+                // The quarter a span's partial head shares with the previous span's tail.
+                Some(last) if last.start == q.start => last.counts += q.counts,
+                Some(last) if last.start > q.start => {
+                    self.quarters_sorted = false;
+                    self.quarters.push(*q);
+                }
+                _ => self.quarters.push(*q),
+            }
         }
     }
 
@@ -120,22 +195,28 @@ impl FiguresSum {
     }
 
     pub fn finish(self) -> Figures {
-        let mut tracks: Vec<TrackTally> = self.tracks.into_values().collect();
-        tracks.sort_unstable_by_key(|t| t.track_id);
+        let tracks = self.tracks;
         let mut sources: Vec<SourceTally> = self
             .sources
             .into_iter()
             .map(|(source, counts)| SourceTally { source, counts })
             .collect();
         sources.sort_unstable_by(|a, b| a.source.cmp(&b.source));
+        let mut quarters = self.quarters;
+        if !self.quarters_sorted {
+            quarters.sort_by_key(|q| q.start);
+            quarters.dedup_by(|later, earlier| {
+                let same = later.start == earlier.start;
+                if same {
+                    earlier.counts += later.counts;
+                }
+                same
+            });
+        }
         Figures {
             tracks,
             sources,
-            quarters: self
-                .quarters
-                .into_iter()
-                .map(|(start, counts)| QuarterTally { start, counts })
-                .collect(),
+            quarters,
         }
     }
 }

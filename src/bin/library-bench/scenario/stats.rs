@@ -172,7 +172,11 @@ fn variants() -> anyhow::Result<Vec<Variant>> {
 pub async fn run(ctx: &Ctx, user: BigUser, report: &mut Report) -> anyhow::Result<()> {
     let tracks: Arc<Vec<Uuid>> = Arc::new(ctx.db.some_tracks(user.id, COUNTED_TRACKS).await?);
     let bearer = ctx.api.session(user.id)?;
+    let wanted = &ctx.args.stats_variants;
     for variant in variants()? {
+        if !wanted.is_empty() && !wanted.iter().any(|w| w == variant.name) {
+            continue;
+        }
         measure(ctx, user, &bearer, tracks.clone(), variant, report).await?;
     }
     Ok(())
