@@ -90,19 +90,9 @@ BEGIN
     ON CONFLICT (user_id, quarter_start) DO UPDATE
         SET plays = plays + 1, counted = counted + excluded.counted,
             completed = completed + excluded.completed, seconds = seconds + excluded.seconds;
-    -- The snapshots of the finished day and month this play belongs to are stale from now on.
-    INSERT INTO user_period_stats (user_id, period_kind, period_start, generation)
-    SELECT NEW.user_id, 1, NEW.played_at - ((NEW.played_at % 86400000000) + 86400000000) % 86400000000, 1
-    WHERE NEW.played_at - ((NEW.played_at % 86400000000) + 86400000000) % 86400000000 + 86400000000 <= CAST(strftime('%s', 'now') AS INTEGER) * 1000000
-    ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
-    SET generation = generation + 1, built_generation = NULL,
-        tracks = NULL, sources = NULL, quarters = NULL;
-    INSERT INTO user_period_stats (user_id, period_kind, period_start, generation)
-    SELECT NEW.user_id, 2, CAST(strftime('%s', NEW.played_at / 1000000, 'unixepoch', 'start of month') AS INTEGER) * 1000000, 1
-    WHERE CAST(strftime('%s', NEW.played_at / 1000000, 'unixepoch', 'start of month', '+1 month') AS INTEGER) * 1000000 <= CAST(strftime('%s', 'now') AS INTEGER) * 1000000
-    ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
-    SET generation = generation + 1, built_generation = NULL,
-        tracks = NULL, sources = NULL, quarters = NULL;
+    -- The snapshots of the finished days and months a write adds plays to are marked stale by
+    -- the store's insert (SqliteStore::record_plays, the only one), once per period and
+    -- statement: a row trigger would do it once per play.
 END;
 
 CREATE TRIGGER plays_count_deleted AFTER DELETE ON plays

@@ -4,12 +4,13 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::SqliteStore;
 use crate::{
     domain::{
-        HistoryOrder, HistoryQuery, NewPlay, Play, PlayId, PlayPosition, Recorded, Timestamp,
-        UserId,
+        HistoryOrder, HistoryQuery, NewPlay, Period, Play, PlayId, PlayPosition, Recorded,
+        Timestamp, UserId,
     },
     store::{
         PlayStore, StoreResult,
         rows::{PlayRow, count, into_plays, new_play, play_columns},
+        stats::period_key,
     },
 };
 
@@ -78,6 +79,31 @@ impl PlayStore for SqliteStore {
                 play,
                 duplicate: false,
             });
+        }
+        // The snapshots of the finished days and months that gained plays are stale from now
+        // on, in this transaction; once per period, where a row trigger would do it per play.
+        let mut stale: Vec<Period> = results
+            .iter()
+            .filter(|r| !r.duplicate)
+            .flat_map(|r| Period::holding(r.play.played_at))
+            .filter(|period| period.end() <= now)
+            .collect();
+        stale.sort_unstable();
+        stale.dedup();
+        for period in stale {
+            let (kind, start) = period_key(period);
+            sqlx::query(
+                "INSERT INTO user_period_stats (user_id, period_kind, period_start, generation)
+                 VALUES (?, ?, ?, 1)
+                 ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
+                 SET generation = generation + 1, built_generation = NULL,
+                     tracks = NULL, sources = NULL, quarters = NULL",
+            )
+            .bind(user)
+            .bind(kind)
+            .bind(start)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(results)
