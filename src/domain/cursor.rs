@@ -114,13 +114,28 @@ impl LikesPageToken {
     }
 }
 
-/// Where a track sits in a ranking: most counted plays first, then plays, seconds, track id.
+/// Where a track sits in a ranking. Ordered as every ranking of tracks is: most counted plays
+/// first, then most plays, most seconds, and track id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RankPosition {
     pub counted: u64,
     pub plays: u64,
     pub seconds: u64,
     pub track_id: TrackId,
+}
+
+impl Ord for RankPosition {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.counted, other.plays, other.seconds)
+            .cmp(&(self.counted, self.plays, self.seconds))
+            .then(self.track_id.cmp(&other.track_id))
+    }
+}
+
+impl PartialOrd for RankPosition {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// The `page_token` of GetTopTracks: the last track of the page, tied to the listener and to

@@ -2,7 +2,7 @@
 //! field exactly as the client spelled it.
 use crate::{
     auth::{Access, Principal},
-    domain::{LikedTrack, Play, Timestamp, UserId, Violation},
+    domain::{LikedTrack, MAX_CHECKED_TRACKS, Play, Timestamp, TrackId, UserId, Violation},
     error::{ApiError, ApiResult},
     pb,
 };
@@ -70,6 +70,21 @@ impl Checks {
 
     pub fn refuse(&mut self, field: &str, why: impl Into<String>) {
         self.0.push(Violation::new(field, why));
+    }
+
+    /// The track ids of a request (at most `MAX_CHECKED_TRACKS`), each named by its position.
+    pub fn track_ids(&mut self, ids: &[String]) -> Vec<TrackId> {
+        if ids.len() > MAX_CHECKED_TRACKS {
+            self.refuse(
+                "track_ids",
+                format!("at most {MAX_CHECKED_TRACKS} track ids per call"),
+            );
+            return Vec::new();
+        }
+        ids.iter()
+            .enumerate()
+            .filter_map(|(i, id)| self.field(&format!("track_ids[{i}]"), TrackId::parse(id)))
+            .collect()
     }
 
     pub fn timestamp(

@@ -1,13 +1,11 @@
 //! Liked tracks.
 use super::{
     LibraryApi,
-    convert::{authorize, liked_to_proto},
+    convert::{Checks, authorize, liked_to_proto},
 };
 use crate::{
     auth::{Access, Principal},
-    domain::{
-        LikesPageToken, MAX_CHECKED_TRACKS, Notes, Timestamp, TrackId, Violation, likes_page_size,
-    },
+    domain::{LikesPageToken, Notes, Timestamp, TrackId, likes_page_size},
     error::{ApiError, ApiResult},
     pb,
     store::Store,
@@ -115,23 +113,9 @@ pub(super) async fn hearts<S: Store>(
     r: pb::CheckLikedTracksRequest,
 ) -> ApiResult<pb::CheckLikedTracksResponse> {
     let user = authorize(&caller, &r.user_id, Access::Read)?;
-    if r.track_ids.len() > MAX_CHECKED_TRACKS {
-        return Err(ApiError::invalid(
-            "track_ids",
-            format!("at most {MAX_CHECKED_TRACKS} track ids per call"),
-        ));
-    }
-    let mut bad = Vec::new();
-    let mut tracks = Vec::with_capacity(r.track_ids.len());
-    for (i, id) in r.track_ids.iter().enumerate() {
-        match TrackId::parse(id) {
-            Ok(t) => tracks.push(t),
-            Err(why) => bad.push(Violation::new(format!("track_ids[{i}]"), why)),
-        }
-    }
-    if !bad.is_empty() {
-        return Err(ApiError::InvalidArgument(bad));
-    }
+    let mut checks = Checks::default();
+    let tracks = checks.track_ids(&r.track_ids);
+    checks.finish()?;
     let liked = if tracks.is_empty() {
         Vec::new()
     } else {

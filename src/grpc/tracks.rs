@@ -8,8 +8,8 @@ use super::{
 use crate::{
     auth::{Access, Principal},
     domain::{
-        CalendarPeriod, MAX_CHECKED_TRACKS, RankPosition, TimeRange, Timestamp, TopTracksPageToken,
-        TrackId, TrackTally, calendar_period, parse_time_zone, rank_tracks, zone_name,
+        CalendarPeriod, TimeRange, Timestamp, TopTracksPageToken, TrackId, calendar_period,
+        parse_time_zone, rank_tracks, zone_name,
     },
     error::{ApiError, ApiResult},
     pb,
@@ -22,24 +22,6 @@ const MAX_TOP_PAGE: u32 = 500;
 /// How far back a calendar period may be asked for: enough for any history this service keeps.
 const MAX_PERIODS_AGO: u32 = 10_000;
 
-/// Track ids of a request, each checked and named by its position.
-fn track_ids(checks: &mut Checks, ids: &[String]) -> Vec<TrackId> {
-    if ids.is_empty() {
-        checks.refuse("track_ids", "at least one track id is required");
-    }
-    if ids.len() > MAX_CHECKED_TRACKS {
-        checks.refuse(
-            "track_ids",
-            format!("at most {MAX_CHECKED_TRACKS} track ids per call"),
-        );
-        return Vec::new();
-    }
-    ids.iter()
-        .enumerate()
-        .filter_map(|(i, id)| checks.field(&format!("track_ids[{i}]"), TrackId::parse(id)))
-        .collect()
-}
-
 pub(super) async fn play_counts<S: Store>(
     api: &LibraryApi<S>,
     caller: Principal,
@@ -47,7 +29,10 @@ pub(super) async fn play_counts<S: Store>(
 ) -> ApiResult<pb::GetTrackPlayCountsResponse> {
     let user = authorize(&caller, &r.user_id, Access::Read)?;
     let mut checks = Checks::default();
-    let tracks = track_ids(&mut checks, &r.track_ids);
+    if r.track_ids.is_empty() {
+        checks.refuse("track_ids", "at least one track id is required");
+    }
+    let tracks = checks.track_ids(&r.track_ids);
     let since = checks.timestamp("since", r.since.as_ref());
     let until = checks.timestamp("until", r.until.as_ref());
     checks.range(since, until);
@@ -76,28 +61,6 @@ pub(super) async fn play_counts<S: Store>(
             })
             .collect(),
     })
-}
-
-fn position(t: &TrackTally) -> RankPosition {
-    RankPosition {
-        counted: t.counts.counted,
-        plays: t.counts.plays,
-        seconds: t.counts.seconds,
-        track_id: t.track_id,
-    }
-}
-
-/// Whether `t` ranks after `at` (the order of `rank_tracks`).
-fn ranks_after(t: &TrackTally, at: &RankPosition) -> bool {
-    let key = |p: &RankPosition| {
-        (
-            std::cmp::Reverse(p.counted),
-            std::cmp::Reverse(p.plays),
-            std::cmp::Reverse(p.seconds),
-            p.track_id,
-        )
-    };
-    key(&position(t)) > key(at)
 }
 
 /// The period to rank and the one before it.
@@ -217,7 +180,7 @@ pub(super) async fn top_tracks<S: Store>(
         .map(|(i, t)| (t.track_id, i as u32 + 1))
         .collect();
     let new: HashSet<TrackId> = found.first_played.into_iter().collect();
-    let start = after.map_or(0, |at| current.partition_point(|t| !ranks_after(t, &at)));
+    let start = after.map_or(0, |at| current.partition_point(|t| t.rank_position() <= at));
     let end = (start + page_size as usize).min(current.len());
     let page = current.get(start..end).unwrap_or_default();
     let bounds = (
@@ -226,7 +189,7 @@ pub(super) async fn top_tracks<S: Store>(
     );
     let next_page_token = match page.last() {
         Some(last) if end < current.len() => {
-            TopTracksPageToken::encode(user, bounds, position(last))
+            TopTracksPageToken::encode(user, bounds, last.rank_position())
         }
         _ => String::new(),
     };

@@ -2,7 +2,7 @@
 //! holds, what a query over a span of plays returns, and what adding disjoint spans gives.
 use std::collections::HashMap;
 
-use crate::domain::{Timestamp, TrackId};
+use crate::domain::{RankPosition, Timestamp, TrackId};
 
 /// Plays, the plays that count, completed plays and seconds listened, of a set of plays.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,6 +52,15 @@ pub struct TrackTally {
 }
 
 impl TrackTally {
+    pub fn rank_position(&self) -> RankPosition {
+        RankPosition {
+            counted: self.counts.counted,
+            plays: self.counts.plays,
+            seconds: self.counts.seconds,
+            track_id: self.track_id,
+        }
+    }
+
     fn absorb(&mut self, other: &TrackTally) {
         self.counts += other.counts;
         self.first = self.first.min(other.first);
@@ -240,17 +249,9 @@ impl Figures {
     }
 }
 
-/// Most counted plays first, then most plays, most seconds, and track id: the order of every
-/// ranking of tracks.
+/// The order of every ranking of tracks (see `RankPosition`).
 pub fn rank_tracks(tracks: &mut [TrackTally]) {
-    tracks.sort_unstable_by(|a, b| {
-        b.counts
-            .counted
-            .cmp(&a.counts.counted)
-            .then(b.counts.plays.cmp(&a.counts.plays))
-            .then(b.counts.seconds.cmp(&a.counts.seconds))
-            .then(a.track_id.cmp(&b.track_id))
-    });
+    tracks.sort_unstable_by_key(TrackTally::rank_position);
 }
 
 /// Most plays first, then source in byte order.
