@@ -181,6 +181,11 @@ pub struct ServeArgs {
     /// Default: none.
     #[arg(long, env = "LIBRARY_WEB_ROOT")]
     pub web_root: Option<PathBuf>,
+    /// MiB of memory for period snapshots kept decoded between statistics calls (0: none).
+    /// The database stays the source of truth: a read checks every snapshot it uses.
+    #[arg(long, env = "LIBRARY_STATS_CACHE_MIB", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(0..=65_536))]
+    pub stats_cache_mib: u32,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -410,6 +415,7 @@ mod tests {
             (3600, 5)
         );
         assert_eq!((serve.shutdown_grace, serve.web_root), (10, None));
+        assert_eq!(serve.stats_cache_mib, 256);
         assert_eq!(serve.counting.rule(), Ok(CountingRule::DEFAULT));
         let limits = LimitArgs::default();
         assert_eq!(

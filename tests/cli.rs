@@ -76,9 +76,9 @@ async fn migrate_undo_and_migrate_again(url: &str) {
     ];
     run(binary().args(["migrate"]).env("DATABASE_URL", url));
     assert_eq!(tables(url).await, all);
-    // One migration per --undo, newest first: 0004 (counted plays, period snapshots), 0003
-    // (indexes), 0002 (aggregates), 0001.
-    let after_each_undo: [&[&str]; 4] = [&aggregates, &aggregates, &first, &[]];
+    // One migration per --undo, newest first: 0005 (snapshot ids, a column), 0004 (counted
+    // plays, period snapshots), 0003 (indexes), 0002 (aggregates), 0001.
+    let after_each_undo: [&[&str]; 5] = [&all, &aggregates, &aggregates, &first, &[]];
     for expected in after_each_undo {
         let undo = run(binary()
             .args(["migrate", "--undo"])

@@ -30,9 +30,9 @@ pub use stats::{
     DEFAULT_TOP_TRACKS, Figures, FiguresSum, Hourly, MAX_BUCKETS, MAX_DAILY_DAYS, MAX_TOP_TRACKS,
     Period, Piece, QUARTER_HOUR_MICROS, QuarterSplit, QuarterTally, SETTLE_MICROS, Series,
     SourceTally, Streak, Streaks, TimeRange, TrackTally, calendar_period, day_ceil, day_floor,
-    decompose, fold_hourly, fold_series, fold_streaks, history_cuts, last_days, local_date,
-    off_quarter_changes, parse_time_zone, quarter_floor, rank_sources, rank_tracks, series,
-    split_quarters, top_tracks_limit, zone_name,
+    decompose, fold_hourly, fold_hourly_and_streaks, fold_series, fold_streaks, history_cuts,
+    last_days, local_date, off_quarter_changes, parse_time_zone, quarter_floor, rank_sources,
+    rank_tracks, series, split_quarters, top_tracks_limit, zone_name,
 };
 pub use text::{Notes, PlaySource, RequestId};
 pub use time::{MAX_PLAYED_FOR_SECONDS, Timestamp};

@@ -7,8 +7,8 @@ use crate::{
     auth::{Access, Principal},
     domain::{
         ActivityBucket, BucketCounts, Counts, Streak, TimeRange, Timestamp, fold_hourly,
-        fold_series, fold_streaks, history_cuts, parse_time_zone, rank_sources, rank_tracks,
-        series, top_tracks_limit, zone_name,
+        fold_hourly_and_streaks, fold_series, fold_streaks, history_cuts, parse_time_zone,
+        rank_sources, rank_tracks, series, top_tracks_limit, zone_name,
     },
     error::ApiResult,
     pb,
@@ -118,8 +118,13 @@ pub(super) async fn library_stats<S: Store>(
             &tz,
         )
     };
-    let hourly = fold_hourly(quarters, &tz);
-    let streaks = fold_streaks(&figures.history_quarters, now, &tz);
+    let (hourly, streaks) = match range_quarters {
+        None => fold_hourly_and_streaks(quarters, now, &tz),
+        Some(_) => (
+            fold_hourly(quarters, &tz),
+            fold_streaks(&figures.history_quarters, now, &tz),
+        ),
+    };
     Ok(pb::LibraryStats {
         user_id: user.to_string(),
         total_plays: totals.plays,

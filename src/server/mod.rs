@@ -68,6 +68,7 @@ impl Application {
                 .await
                 .context("opening the database")?,
         };
+        database.set_stats_cache_bytes(settings.serve.stats_cache_mib as usize * (1 << 20));
         database
             .migrate()
             .await

@@ -158,7 +158,7 @@ async fn retention<S: Store>(store: S, days: u32, every: Duration) {
     }
 }
 
-/// Pool and history-size gauges, for dashboards and the alerts in deploy/.
+/// Pool, snapshot-cache and history-size gauges, for dashboards and the alerts in deploy/.
 async fn gauges<S: Store>(store: S) {
     let mut ticks = tokio::time::interval(GAUGE_INTERVAL);
     loop {
@@ -168,6 +168,15 @@ async fn gauges<S: Store>(store: S) {
         metrics::gauge!("library_db_pool_connections", "state" => "in_use")
             .set(pool.size.saturating_sub(pool.idle) as f64);
         metrics::gauge!("library_db_pool_max_connections").set(pool.max as f64);
+        let cache = store.stats_cache_status();
+        metrics::gauge!("library_stats_cache_bytes").set(cache.bytes as f64);
+        metrics::gauge!("library_stats_cache_budget_bytes").set(cache.budget as f64);
+        metrics::gauge!("library_stats_cache_snapshots").set(cache.entries as f64);
+        // Monotonic in the cache; exported as counters so rates can be taken.
+        metrics::counter!("library_stats_cache_lookups_total", "result" => "hit")
+            .absolute(cache.hits);
+        metrics::counter!("library_stats_cache_lookups_total", "result" => "miss")
+            .absolute(cache.misses);
         match store.history_size_estimate().await {
             Ok(rows) => metrics::gauge!("library_history_rows_estimate").set(rows as f64),
             Err(e) => tracing::debug!(error = %chain(&e), "history size estimate failed"),

@@ -1,5 +1,5 @@
 //! The one place that opens the store a `DATABASE_URL` names.
-use super::{PgStore, SqliteStore, StoreError, StoreResult};
+use super::{PgStore, SqliteStore, StoreError, StoreResult, stats::StatsSql};
 
 /// Which database `DATABASE_URL` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,14 @@ impl Database {
                 SqliteStore::connect(url, max_connections).await?,
             )),
             None => Err(StoreError::UnknownUrl),
+        }
+    }
+
+    /// Sets the memory the statistics may keep decoded snapshots in (0 keeps none).
+    pub fn set_stats_cache_bytes(&self, bytes: usize) {
+        match self {
+            Self::Postgres(store) => store.snapshot_cache().set_budget(bytes),
+            Self::Sqlite(store) => store.snapshot_cache().set_budget(bytes),
         }
     }
 

@@ -12,6 +12,7 @@ use crate::domain::{
 };
 
 mod admin;
+mod cache;
 mod database;
 mod error;
 mod postgres;
@@ -21,6 +22,7 @@ mod sqlite;
 mod stats;
 mod types;
 
+pub use cache::CacheStatus;
 pub use database::{Database, DatabaseKind};
 pub use error::StoreError;
 pub use postgres::PgStore;
@@ -71,6 +73,9 @@ pub trait Upkeep {
 
     /// Connections open and idle, for the metrics gauges.
     fn pool_status(&self) -> PoolStatus;
+
+    /// What the statistics' snapshot cache holds, for the metrics gauges.
+    fn stats_cache_status(&self) -> CacheStatus;
 
     /// Roughly how many plays are stored, for monitoring: PostgreSQL's planner statistics, or
     /// the aggregates' exact total on SQLite.

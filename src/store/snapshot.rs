@@ -1,7 +1,7 @@
 //! The stored form of a period's figures (`user_period_stats`), the same bytes on both backends.
-//! Tracks are fixed-width records sorted by track id, so a few tracks can be found by binary
-//! search without decoding the rest; sources and quarter hours are short varint lists. Every
-//! blob starts with a format byte, so a later format can be told apart (and rebuilt).
+//! Tracks are fixed-width records sorted by track id; sources and quarter hours are short
+//! varint lists. Every blob starts with a format byte, so a later format can be told apart (and
+//! rebuilt).
 use crate::domain::{
     Counts, Figures, Period, QUARTER_HOUR_MICROS, QuarterTally, SourceTally, Timestamp, TrackId,
     TrackTally,
@@ -167,19 +167,6 @@ pub fn decode_tracks(blob: &[u8]) -> StoreResult<Vec<TrackTally>> {
     records(blob)?.map(track_at).collect()
 }
 
-/// Only the tracks of `wanted` (sorted, without repeats), found by binary search.
-pub fn decode_tracks_among(blob: &[u8], wanted: &[TrackId]) -> StoreResult<Vec<TrackTally>> {
-    let all: Vec<&[u8]> = records(blob)?.collect();
-    let mut found = Vec::new();
-    for id in wanted {
-        let key = id.as_uuid();
-        if let Ok(i) = all.binary_search_by(|r| r[..16].cmp(key.as_bytes())) {
-            found.push(track_at(all[i])?);
-        }
-    }
-    Ok(found)
-}
-
 pub fn decode_sources(blob: &[u8]) -> StoreResult<Vec<SourceTally>> {
     let mut r = Reader {
         bytes: body(blob, "sources")?,
@@ -297,9 +284,6 @@ mod tests {
             decode_quarters(period, &blobs.quarters).expect("quarters"),
             figures.quarters
         );
-        let some = [ids[1], ids[3]];
-        let found = decode_tracks_among(&blobs.tracks, &some).expect("found");
-        assert_eq!(found, vec![figures.tracks[1], figures.tracks[3]]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::{
 
 use super::{
     StatsStore, StoreResult,
+    cache::{Decoded, SnapshotCache},
     rows::count,
     snapshot::{self, Encoded},
 };
@@ -44,6 +45,15 @@ pub struct LibraryFigures {
     pub liked: u64,
 }
 
+/// What a statistics call reads first (see [`StatsSql::overview`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overview {
+    pub all_time: AllTime,
+    pub liked: u64,
+    pub top: Vec<TrackTally>,
+    pub sources: Vec<SourceTally>,
+}
+
 /// Each requested track's plays in a range (`None` when it has none), and which are liked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrackCounts {
@@ -60,12 +70,14 @@ pub struct PeriodTracks {
     pub first_played: Vec<TrackId>,
 }
 
-/// What a period's row says: its write generation and, when built, its snapshot.
+/// What a period's row says: its write generation and, when built, its snapshot's id and
+/// blobs (those asked for, and not when the caller holds that snapshot already).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeriodRow {
     pub period: Period,
     pub generation: i64,
     pub built_generation: Option<i64>,
+    pub snapshot_id: Option<i64>,
     pub tracks: Option<Vec<u8>>,
     pub sources: Option<Vec<u8>>,
     pub quarters: Option<Vec<u8>>,
@@ -76,6 +88,8 @@ pub struct Built {
     pub period: Period,
     /// The generation the snapshot was built from.
     pub generation: i64,
+    /// A new id, so that no cache mistakes it for a snapshot built before.
+    pub id: i64,
     pub blobs: Encoded,
 }
 
@@ -83,6 +97,9 @@ pub struct Built {
 /// read snapshot `s`.
 pub trait StatsSql: Send + Sync {
     type Snapshot: Send;
+
+    /// The decoded snapshots this store's reads share.
+    fn snapshot_cache(&self) -> &SnapshotCache;
 
     fn snapshot(&self) -> impl Future<Output = StoreResult<Self::Snapshot>> + Send;
 
@@ -93,24 +110,21 @@ pub trait StatsSql: Send + Sync {
         user: UserId,
     ) -> impl Future<Output = StoreResult<AllTime>> + Send;
 
-    /// The best `limit` tracks of all time, best first.
-    fn all_time_top(
+    /// The all-time totals and the number of liked tracks, and with `top`, the best `top`
+    /// tracks of all time (best first) and every source: what a statistics call reads first.
+    fn overview(
         s: &mut Self::Snapshot,
         user: UserId,
-        limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<TrackTally>>> + Send;
+        top: Option<u32>,
+    ) -> impl Future<Output = StoreResult<Overview>> + Send;
 
-    fn all_time_sources(
-        s: &mut Self::Snapshot,
-        user: UserId,
-    ) -> impl Future<Output = StoreResult<Vec<SourceTally>>> + Send;
-
-    /// The all-time tallies of these tracks (those the listener played).
-    fn all_time_tracks(
-        s: &mut Self::Snapshot,
+    /// The all-time tallies of these tracks (those the listener played) and which of them are
+    /// liked, read together in one snapshot of their own.
+    fn all_time_track_counts(
+        &self,
         user: UserId,
         tracks: &[TrackId],
-    ) -> impl Future<Output = StoreResult<Vec<TrackTally>>> + Send;
+    ) -> impl Future<Output = StoreResult<(Vec<TrackTally>, Vec<TrackId>)>> + Send;
 
     /// The tracks whose first play ever is in `range`.
     fn first_played_in(
@@ -118,11 +132,6 @@ pub trait StatsSql: Send + Sync {
         user: UserId,
         range: TimeRange,
     ) -> impl Future<Output = StoreResult<Vec<TrackId>>> + Send;
-
-    fn liked_count(
-        s: &mut Self::Snapshot,
-        user: UserId,
-    ) -> impl Future<Output = StoreResult<i64>> + Send;
 
     /// Which of these tracks the listener likes.
     fn liked_among(
@@ -132,11 +141,12 @@ pub trait StatsSql: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<TrackId>>> + Send;
 
     /// The rows of these periods that exist, with the snapshot columns (`quarters` only, when
-    /// `quarters_only`).
+    /// `quarters_only`), except where the row's snapshot id is the one given beside the
+    /// period (the caller holds that snapshot).
     fn period_rows(
         s: &mut Self::Snapshot,
         user: UserId,
-        periods: &[Period],
+        periods: &[(Period, Option<i64>)],
         quarters_only: bool,
     ) -> impl Future<Output = StoreResult<Vec<PeriodRow>>> + Send;
 
@@ -199,11 +209,12 @@ const EVERYTHING: Parts<'static> = Parts {
 };
 
 /// One read: the snapshot, the periods' rows seen so far, and the snapshots built on the way.
-struct Read<T: StatsSql> {
+struct Read<'a, T: StatsSql> {
+    store: &'a T,
     s: T::Snapshot,
     user: UserId,
     now: Timestamp,
-    rows: HashMap<Period, PeriodRow>,
+    rows: HashMap<Period, Seen>,
     /// Periods whose every column was read (rows read for their quarters only are not).
     whole: HashSet<Period>,
     built: Vec<Built>,
@@ -211,17 +222,48 @@ struct Read<T: StatsSql> {
     fresh: HashMap<Period, Figures>,
 }
 
-/// Whether a row's snapshot is current and holds the parts asked for.
-fn usable(row: &PeriodRow, parts: Parts<'_>) -> bool {
-    row.built_generation == Some(row.generation)
-        && (!parts.tracks || row.tracks.is_some())
-        && (!parts.sources || row.sources.is_some())
-        && (!parts.quarters || row.quarters.is_some())
+/// A period as this read sees it: its write generation, and its stored snapshot when that is
+/// current.
+struct Seen {
+    generation: i64,
+    snapshot: Option<Decoded>,
 }
 
-impl<T: StatsSql> Read<T> {
-    async fn begin(store: &T, user: UserId) -> StoreResult<Self> {
+/// Whether a period's stored snapshot is current and holds the parts asked for.
+fn usable<'s>(seen: &'s Seen, parts: Parts<'_>) -> Option<&'s Decoded> {
+    seen.snapshot
+        .as_ref()
+        .filter(|d| d.holds(parts.tracks || parts.sources))
+}
+
+fn decode(row: PeriodRow, id: i64) -> StoreResult<Decoded> {
+    Ok(Decoded {
+        id,
+        tracks: row
+            .tracks
+            .as_deref()
+            .map(snapshot::decode_tracks)
+            .transpose()?
+            .map(Into::into),
+        sources: row
+            .sources
+            .as_deref()
+            .map(snapshot::decode_sources)
+            .transpose()?
+            .map(Into::into),
+        quarters: row
+            .quarters
+            .as_deref()
+            .map(|q| snapshot::decode_quarters(row.period, q))
+            .transpose()?
+            .map(Into::into),
+    })
+}
+
+impl<'a, T: StatsSql> Read<'a, T> {
+    async fn begin(store: &'a T, user: UserId) -> StoreResult<Self> {
         Ok(Self {
+            store,
             s: store.snapshot().await?,
             user,
             now: Timestamp::now(),
@@ -233,32 +275,68 @@ impl<T: StatsSql> Read<T> {
     }
 
     /// Ends the read, then stores what it built.
-    async fn finish(self, store: &T) -> StoreResult<()> {
+    async fn finish(self) -> StoreResult<()> {
         T::close(self.s).await?;
         if !self.built.is_empty() {
-            store.store_snapshots(self.user, self.built).await?;
+            self.store.store_snapshots(self.user, self.built).await?;
         }
         Ok(())
     }
 
-    /// Reads the rows of the periods of `pieces` not read yet.
+    /// Reads the rows of the periods of `pieces` not read yet: their generations, and the
+    /// blobs of their current snapshots unless the cache holds those snapshots.
     async fn load(&mut self, pieces: &[Piece], quarters_only: bool) -> StoreResult<()> {
-        let missing: Vec<Period> = pieces
+        let cache = self.store.snapshot_cache();
+        let missing: Vec<(Period, Option<Decoded>)> = pieces
             .iter()
             .filter_map(|p| match p {
                 Piece::Period(period) => Some(*period),
                 Piece::Plays { .. } => None,
             })
             .filter(|p| !self.whole.contains(p) && (!quarters_only || !self.rows.contains_key(p)))
+            .map(|p| {
+                let held = cache.get(self.user, p).filter(|d| d.holds(!quarters_only));
+                (p, held)
+            })
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
-        for row in T::period_rows(&mut self.s, self.user, &missing, quarters_only).await? {
-            self.rows.insert(row.period, row);
+        let asked: Vec<(Period, Option<i64>)> = missing
+            .iter()
+            .map(|(p, d)| (*p, d.as_ref().map(|d| d.id)))
+            .collect();
+        let mut held: HashMap<Period, Decoded> = missing
+            .into_iter()
+            .filter_map(|(p, d)| Some((p, d?)))
+            .collect();
+        for row in T::period_rows(&mut self.s, self.user, &asked, quarters_only).await? {
+            let period = row.period;
+            let current = row
+                .snapshot_id
+                .filter(|_| row.built_generation == Some(row.generation));
+            let generation = row.generation;
+            let snapshot = match current {
+                None => None,
+                Some(id) => match held.remove(&period).filter(|d| d.id == id) {
+                    Some(cached) => Some(cached),
+                    None => {
+                        let decoded = decode(row, id)?;
+                        cache.put(self.user, period, decoded.clone());
+                        Some(decoded)
+                    }
+                },
+            };
+            self.rows.insert(
+                period,
+                Seen {
+                    generation,
+                    snapshot,
+                },
+            );
         }
         if !quarters_only {
-            self.whole.extend(missing);
+            self.whole.extend(asked.into_iter().map(|(p, _)| p));
         }
         Ok(())
     }
@@ -294,8 +372,9 @@ impl<T: StatsSql> Read<T> {
             add_parts(sum, figures, parts);
             return Ok(());
         }
-        if let Some(row) = self.rows.get(&period).filter(|row| usable(row, parts)) {
-            return add_row(sum, row, parts);
+        if let Some(stored) = self.rows.get(&period).and_then(|seen| usable(seen, parts)) {
+            add_stored(sum, stored, parts);
+            return Ok(());
         }
         let figures = match period {
             Period::Day(_) => self.build_day(period).await?,
@@ -307,10 +386,24 @@ impl<T: StatsSql> Read<T> {
     }
 
     fn remember(&mut self, period: Period, figures: &Figures) {
-        let generation = self.rows.get(&period).map_or(0, |row| row.generation);
+        let generation = self.rows.get(&period).map_or(0, |seen| seen.generation);
+        let id = new_snapshot_id();
+        // Kept before it is stored: should the store refuse it (a write came first), no row
+        // will carry its id, so it is never used.
+        self.store.snapshot_cache().put(
+            self.user,
+            period,
+            Decoded {
+                id,
+                tracks: Some(figures.tracks.as_slice().into()),
+                sources: Some(figures.sources.as_slice().into()),
+                quarters: Some(figures.quarters.as_slice().into()),
+            },
+        );
         self.built.push(Built {
             period,
             generation,
+            id,
             blobs: snapshot::encode(period, figures),
         });
     }
@@ -334,8 +427,8 @@ impl<T: StatsSql> Read<T> {
         for day in days {
             if let Some(figures) = self.fresh.get(&day) {
                 sum.add(figures);
-            } else if let Some(row) = self.rows.get(&day).filter(|r| usable(r, EVERYTHING)) {
-                add_row(&mut sum, row, EVERYTHING)?;
+            } else if let Some(stored) = self.rows.get(&day).and_then(|r| usable(r, EVERYTHING)) {
+                add_stored(&mut sum, stored, EVERYTHING);
             } else {
                 let figures = self.build_day(day).await?;
                 sum.add(&figures);
@@ -439,27 +532,36 @@ impl<T: StatsSql> Read<T> {
     }
 }
 
-fn add_row(sum: &mut FiguresSum, row: &PeriodRow, parts: Parts<'_>) -> StoreResult<()> {
+fn add_stored(sum: &mut FiguresSum, stored: &Decoded, parts: Parts<'_>) {
     if parts.tracks
-        && let Some(blob) = &row.tracks
+        && let Some(tracks) = &stored.tracks
     {
-        let tracks = match parts.among {
-            Some(among) => snapshot::decode_tracks_among(blob, among)?,
-            None => snapshot::decode_tracks(blob)?,
-        };
-        sum.add_track_list(tracks);
+        match parts.among {
+            Some(among) => sum.add_tracks(among.iter().filter_map(|id| {
+                tracks
+                    .binary_search_by_key(id, |t| t.track_id)
+                    .ok()
+                    .map(|i| &tracks[i])
+            })),
+            None => sum.add_tracks(tracks.iter()),
+        }
     }
     if parts.sources
-        && let Some(blob) = &row.sources
+        && let Some(sources) = &stored.sources
     {
-        sum.add_sources(&snapshot::decode_sources(blob)?);
+        sum.add_sources(sources.iter());
     }
     if parts.quarters
-        && let Some(blob) = &row.quarters
+        && let Some(quarters) = &stored.quarters
     {
-        sum.add_quarters(&snapshot::decode_quarters(row.period, blob)?);
+        sum.add_quarters(quarters.iter());
     }
-    Ok(())
+}
+
+/// Random, so that ids from every replica and from before an erasure never meet.
+fn new_snapshot_id() -> i64 {
+    let (high, _) = uuid::Uuid::new_v4().as_u64_pair();
+    i64::from_ne_bytes(high.to_ne_bytes())
 }
 
 fn add_parts(sum: &mut FiguresSum, figures: &Figures, parts: Parts<'_>) {
@@ -490,8 +592,9 @@ impl<T: StatsSql> StatsStore for T {
         top: u32,
         cuts: &[Timestamp],
     ) -> StoreResult<LibraryFigures> {
-        let mut read = Read::<T>::begin(self, user).await?;
-        let all_time = T::all_time(&mut read.s, user).await?;
+        let mut read = Read::begin(self, user).await?;
+        let overview = T::overview(&mut read.s, user, range.is_all_time().then_some(top)).await?;
+        let all_time = overview.all_time;
         let history = TimeRange::default();
         let mut history_quarters = read
             .figures(
@@ -507,26 +610,21 @@ impl<T: StatsSql> StatsStore for T {
             .await?
             .quarters;
         read.split_at(&mut history_quarters, cuts, history).await?;
-        let (all_time_top, all_time_sources, figures) = if range.is_all_time() {
-            (
-                T::all_time_top(&mut read.s, user, top).await?,
-                T::all_time_sources(&mut read.s, user).await?,
-                None,
-            )
+        let figures = if range.is_all_time() {
+            None
         } else {
             let mut figures = read.figures(range, all_time.first, EVERYTHING).await?;
             read.split_at(&mut figures.quarters, cuts, range).await?;
-            (Vec::new(), Vec::new(), Some(figures))
+            Some(figures)
         };
-        let liked = count(T::liked_count(&mut read.s, user).await?)?;
-        read.finish(self).await?;
+        read.finish().await?;
         Ok(LibraryFigures {
             all_time,
-            all_time_top,
-            all_time_sources,
+            all_time_top: overview.top,
+            all_time_sources: overview.sources,
             range: figures,
             history_quarters,
-            liked,
+            liked: overview.liked,
         })
     }
 
@@ -539,10 +637,10 @@ impl<T: StatsSql> StatsStore for T {
         let mut wanted = tracks.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
-        let mut read = Read::<T>::begin(self, user).await?;
-        let tallies = if range.is_all_time() {
-            T::all_time_tracks(&mut read.s, user, &wanted).await?
+        let (tallies, liked) = if range.is_all_time() {
+            self.all_time_track_counts(user, &wanted).await?
         } else {
+            let mut read = Read::begin(self, user).await?;
             let first = T::all_time(&mut read.s, user).await?.first;
             let parts = Parts {
                 tracks: true,
@@ -550,10 +648,11 @@ impl<T: StatsSql> StatsStore for T {
                 quarters: false,
                 among: Some(&wanted),
             };
-            read.figures(range, first, parts).await?.tracks
+            let tallies = read.figures(range, first, parts).await?.tracks;
+            let liked = T::liked_among(&mut read.s, user, &wanted).await?;
+            read.finish().await?;
+            (tallies, liked)
         };
-        let liked = T::liked_among(&mut read.s, user, &wanted).await?;
-        read.finish(self).await?;
         Ok(TrackCounts {
             tallies: tallies.into_iter().map(|t| (t.track_id, t)).collect(),
             liked,
@@ -566,7 +665,7 @@ impl<T: StatsSql> StatsStore for T {
         period: TimeRange,
         previous: TimeRange,
     ) -> StoreResult<PeriodTracks> {
-        let mut read = Read::<T>::begin(self, user).await?;
+        let mut read = Read::begin(self, user).await?;
         let first = T::all_time(&mut read.s, user).await?.first;
         let parts = Parts {
             tracks: true,
@@ -577,7 +676,7 @@ impl<T: StatsSql> StatsStore for T {
         let current = read.figures(period, first, parts).await?.tracks;
         let before = read.figures(previous, first, parts).await?.tracks;
         let first_played = T::first_played_in(&mut read.s, user, period).await?;
-        read.finish(self).await?;
+        read.finish().await?;
         Ok(PeriodTracks {
             current,
             previous: before,
@@ -595,6 +694,104 @@ pub struct TrackRow {
     pub seconds: i64,
     pub first: Timestamp,
     pub last: Timestamp,
+}
+
+/// A row of the overview: `part` says which (see `OVERVIEW_*`); the columns it does not use
+/// are NULL or 0.
+#[derive(sqlx::FromRow)]
+pub struct OverviewRow {
+    pub part: i16,
+    pub track_id: Option<TrackId>,
+    pub source: Option<String>,
+    #[sqlx(flatten)]
+    pub counts: CountsRow,
+    /// Distinct tracks (totals) or liked tracks (liked).
+    pub number: i64,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+}
+
+pub const OVERVIEW_TOTALS: i16 = 0;
+pub const OVERVIEW_LIKED: i16 = 1;
+pub const OVERVIEW_TOP: i16 = 2;
+pub const OVERVIEW_SOURCE: i16 = 3;
+
+/// Sorts the overview's rows into its parts; the top tracks keep the order they came in.
+pub fn overview(rows: Vec<OverviewRow>) -> StoreResult<Overview> {
+    let mut overview = Overview::default();
+    for row in rows {
+        match (row.part, row.track_id, row.source) {
+            (OVERVIEW_TOTALS, _, _) => {
+                overview.all_time = AllTime {
+                    counts: row.counts.into_counts()?,
+                    tracks: count(row.number)?,
+                    first: row.first,
+                    last: row.last,
+                };
+            }
+            (OVERVIEW_LIKED, _, _) => overview.liked = count(row.number)?,
+            (OVERVIEW_TOP, Some(track_id), _) => {
+                let (Some(first), Some(last)) = (row.first, row.last) else {
+                    return Err(super::StoreError::Corrupt("top track without times".into()));
+                };
+                let mut counts = row.counts.into_counts()?;
+                counts.completed = 0;
+                overview.top.push(TrackTally {
+                    track_id,
+                    counts,
+                    first,
+                    last,
+                });
+            }
+            (OVERVIEW_SOURCE, _, Some(source)) => overview.sources.push(SourceTally {
+                source,
+                counts: row.counts.into_counts()?,
+            }),
+            (part, _, _) => {
+                return Err(super::StoreError::Corrupt(format!("overview part {part}")));
+            }
+        }
+    }
+    Ok(overview)
+}
+
+/// A requested track's all-time row: the tallies are NULL when it was never played.
+#[derive(sqlx::FromRow)]
+pub struct TrackCountRow {
+    pub track_id: TrackId,
+    pub plays: Option<i64>,
+    pub counted: Option<i64>,
+    pub seconds: Option<i64>,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+    pub liked: bool,
+}
+
+/// The played tracks' tallies and the liked tracks among the rows.
+pub fn track_counts(rows: Vec<TrackCountRow>) -> StoreResult<(Vec<TrackTally>, Vec<TrackId>)> {
+    let mut tallies = Vec::with_capacity(rows.len());
+    let mut liked = Vec::new();
+    for r in rows {
+        if r.liked {
+            liked.push(r.track_id);
+        }
+        if let (Some(plays), Some(counted), Some(seconds), Some(first), Some(last)) =
+            (r.plays, r.counted, r.seconds, r.first, r.last)
+        {
+            tallies.push(TrackTally {
+                track_id: r.track_id,
+                counts: Counts {
+                    plays: count(plays)?,
+                    counted: count(counted)?,
+                    completed: 0,
+                    seconds: count(seconds)?,
+                },
+                first,
+                last,
+            });
+        }
+    }
+    Ok((tallies, liked))
 }
 
 /// A per-source row.
@@ -643,6 +840,7 @@ pub struct PeriodDbRow {
     pub period_start: Timestamp,
     pub generation: i64,
     pub built_generation: Option<i64>,
+    pub snapshot_id: Option<i64>,
     pub tracks: Option<Vec<u8>>,
     pub sources: Option<Vec<u8>>,
     pub quarters: Option<Vec<u8>>,
@@ -747,6 +945,7 @@ pub fn periods(rows: Vec<PeriodDbRow>) -> StoreResult<Vec<PeriodRow>> {
                 period,
                 generation: r.generation,
                 built_generation: r.built_generation,
+                snapshot_id: r.snapshot_id,
                 tracks: r.tracks,
                 sources: r.sources,
                 quarters: r.quarters,

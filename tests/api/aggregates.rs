@@ -512,4 +512,76 @@ async fn every_figure_equals_a_recount_after_a_random_mix_of_every_write_path(ap
     check_everything(&app, &format!("{context}, erased")).await;
 }
 
-backend_tests!(every_figure_equals_a_recount_after_a_random_mix_of_every_write_path);
+/// Replicas keep period snapshots decoded in memory. An erased listener's periods start again
+/// from the same write generations, so a replica that cached the old snapshot must notice that
+/// the stored one is another: here the erasure and the new plays go through one replica and the
+/// reads through the other, which never heard of the erasure.
+async fn a_replica_never_answers_from_a_snapshot_of_erased_plays(app: TestApp) {
+    let other = app.replica().await;
+    let day = now_secs() / DAY * DAY - 10 * DAY;
+    let at = |hour: i64| {
+        jiff::Timestamp::from_second(day + hour * 3600)
+            .expect("a time")
+            .to_string()
+    };
+    let range = Range {
+        since: Some((day - DAY) * 1_000_000),
+        until: Some((day + 2 * DAY) * 1_000_000),
+    };
+    let (before, after) = (track(), track());
+    let plays = |t: &str, n: i64| -> Vec<pb::NewPlay> {
+        (0..n)
+            .map(|i| crate::helpers::play(t, 300, &at(i + 1)))
+            .collect()
+    };
+    let tops = |s: &pb::LibraryStats| -> Vec<(String, u64)> {
+        s.top_tracks
+            .iter()
+            .map(|t| (t.track_id.clone(), t.plays))
+            .collect()
+    };
+    record(&app, plays(&before, 3)).await;
+    for read in 0..2 {
+        let figures = stats(&app, range, Bucket::Day, "UTC").await;
+        assert_eq!(tops(&figures), vec![(before.clone(), 3)], "read {read}");
+    }
+
+    let mut admin = LibraryAdminServiceClient::new(other.channel().await);
+    admin
+        .delete_user_data(as_admin(pb::DeleteUserDataRequest {
+            user_id: app.user.to_string(),
+        }))
+        .await
+        .expect("erased");
+    record(&other, plays(&after, 2)).await;
+    // The other replica builds and stores the period's snapshot anew.
+    let there = stats(&other, range, Bucket::Day, "UTC").await;
+    assert_eq!(tops(&there), vec![(after.clone(), 2)]);
+
+    let here = stats(&app, range, Bucket::Day, "UTC").await;
+    assert_eq!(
+        tops(&here),
+        vec![(after.clone(), 2)],
+        "not the erased plays"
+    );
+    assert_eq!(here.total_plays, 2);
+    let counts = app
+        .client
+        .clone()
+        .get_track_play_counts(app.req(pb::GetTrackPlayCountsRequest {
+            track_ids: vec![before.clone(), after.clone()],
+            since: range.since.map(proto_time),
+            until: range.until.map(proto_time),
+            ..Default::default()
+        }))
+        .await
+        .expect("counts")
+        .into_inner();
+    let plays_of: Vec<u64> = counts.tracks.iter().map(|c| c.plays).collect();
+    assert_eq!(plays_of, vec![0, 2]);
+}
+
+backend_tests!(
+    every_figure_equals_a_recount_after_a_random_mix_of_every_write_path,
+    a_replica_never_answers_from_a_snapshot_of_erased_plays
+);

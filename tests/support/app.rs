@@ -114,6 +114,14 @@ impl TestApp {
         }
     }
 
+    /// A second server on the same database, acting as the same listener: another replica.
+    /// It does not own the database; `self` does.
+    pub async fn replica(&self) -> Self {
+        let mut replica = Self::spawn(TestDb::external(self._db.url().to_string())).await;
+        replica.user = self.user;
+        replica
+    }
+
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
             .expect("uri")

@@ -87,11 +87,36 @@ pub struct Streaks {
 /// Streaks over the listener's whole history: `quarters` must cover it.
 pub fn fold_streaks(quarters: &[QuarterTally], now: Timestamp, tz: &TimeZone) -> Streaks {
     let mut clock = LocalClock::new(tz);
-    let mut days: Vec<i64> = quarters
+    let days = quarters
         .iter()
         .filter(|q| q.counts.counted > 0)
         .map(|q| clock.at(q.start).day)
         .collect();
+    streaks_of(days, now, tz)
+}
+
+/// `fold_hourly` and `fold_streaks` of the same quarters (the whole history), in one walk:
+/// mapping each quarter to local time is most of the cost of either.
+pub fn fold_hourly_and_streaks(
+    quarters: &[QuarterTally],
+    now: Timestamp,
+    tz: &TimeZone,
+) -> (Hourly, Streaks) {
+    let mut cells = [[Counts::default(); 24]; 7];
+    let mut days = Vec::new();
+    let mut clock = LocalClock::new(tz);
+    for q in quarters {
+        let local = clock.at(q.start);
+        cells[local.weekday][local.hour] += q.counts;
+        if q.counts.counted > 0 && days.last() != Some(&local.day) {
+            days.push(local.day);
+        }
+    }
+    (cells, streaks_of(days, now, tz))
+}
+
+/// The streaks of the local days (in any order, repeats allowed) with a counted play.
+fn streaks_of(mut days: Vec<i64>, now: Timestamp, tz: &TimeZone) -> Streaks {
     // Local days can step back once where a zone's clocks go back across midnight.
     days.sort_unstable();
     days.dedup();
@@ -196,6 +221,18 @@ mod tests {
             (current.days, current.last.to_string()),
             (2, "2026-05-10".into())
         );
+        let kathmandu = parse_time_zone("Asia/Kathmandu").expect("zone");
+        for zone in [&tz, &kathmandu] {
+            let now = ts("2026-05-11T08:00:00Z");
+            assert_eq!(
+                fold_hourly_and_streaks(&quarters, now, zone),
+                (
+                    fold_hourly(&quarters, zone),
+                    fold_streaks(&quarters, now, zone)
+                ),
+                "one walk folds as the two do"
+            );
+        }
         let later = fold_streaks(&quarters, ts("2026-05-12T08:00:00Z"), &tz);
         assert_eq!(later.current, None, "a day without counted plays ends it");
     }

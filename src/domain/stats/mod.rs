@@ -10,7 +10,10 @@ pub use calendar::{
     ActivityBucket, CalendarPeriod, MAX_BUCKETS, Series, calendar_period, history_cuts, last_days,
     local_date, off_quarter_changes, parse_time_zone, series, zone_name,
 };
-pub use fold::{BucketCounts, Hourly, Streak, Streaks, fold_hourly, fold_series, fold_streaks};
+pub use fold::{
+    BucketCounts, Hourly, Streak, Streaks, fold_hourly, fold_hourly_and_streaks, fold_series,
+    fold_streaks,
+};
 pub use pieces::{
     DAY_MICROS, Period, Piece, QUARTER_HOUR_MICROS, QuarterSplit, SETTLE_MICROS, day_ceil,
     day_floor, decompose, quarter_floor, split_quarters,

@@ -142,6 +142,8 @@ impl AdminStore for PgStore {
             }
         }
         tx.commit().await?;
+        // Erased data leaves this process's memory too.
+        self.cache.forget_user(user);
         Ok(erased)
     }
 

@@ -8,7 +8,7 @@ use std::{
 
 use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
 
-use super::{PoolStatus, StoreResult, Upkeep};
+use super::{CacheStatus, PoolStatus, StoreResult, Upkeep, cache::SnapshotCache};
 use crate::domain::Timestamp;
 
 mod admin;
@@ -24,6 +24,7 @@ pub struct PgStore {
     pool: PgPool,
     /// Months (UTC) whose plays partition is known to exist, so that writes skip the check.
     partitions: Arc<Mutex<HashSet<(i16, i8)>>>,
+    cache: Arc<SnapshotCache>,
 }
 
 impl PgStore {
@@ -37,6 +38,7 @@ impl PgStore {
         Ok(Self {
             pool,
             partitions: Arc::default(),
+            cache: Arc::default(),
         })
     }
 
@@ -76,6 +78,10 @@ const KEY_BATCH: i64 = 10_000;
 impl Upkeep for PgStore {
     async fn housekeeping(&self) -> StoreResult<()> {
         self.prepare_partitions().await
+    }
+
+    fn stats_cache_status(&self) -> CacheStatus {
+        self.cache.status()
     }
 
     fn pool_status(&self) -> PoolStatus {

@@ -9,9 +9,11 @@ use crate::{
     },
     store::{
         StoreResult,
+        cache::SnapshotCache,
         stats::{
-            AllTime, AllTimeRow, Built, CountsRow, PeriodDbRow, PeriodRow, QuarterRow, SourceRow,
-            StatsSql, TrackRow, period_key, periods, quarters, sources, tracks,
+            AllTime, AllTimeRow, Built, CountsRow, Overview, OverviewRow, PeriodDbRow, PeriodRow,
+            QuarterRow, SourceRow, StatsSql, TrackCountRow, TrackRow, overview, period_key,
+            periods, quarters, sources, track_counts, tracks,
         },
     },
 };
@@ -36,6 +38,10 @@ fn plays_in(
 
 impl StatsSql for PgStore {
     type Snapshot = Transaction<'static, Postgres>;
+
+    fn snapshot_cache(&self) -> &SnapshotCache {
+        &self.cache
+    }
 
     async fn snapshot(&self) -> StoreResult<Self::Snapshot> {
         Ok(self
@@ -62,53 +68,60 @@ impl StatsSql for PgStore {
         row.into_all_time()
     }
 
-    async fn all_time_top(
+    async fn overview(
         s: &mut Self::Snapshot,
         user: UserId,
-        limit: u32,
-    ) -> StoreResult<Vec<TrackTally>> {
-        let rows: Vec<TrackRow> = sqlx::query_as(
-            "SELECT track_id, plays, counted, seconds, first_played_at AS first,
-                    last_played_at AS last
-             FROM user_track_stats WHERE user_id = $1
-             ORDER BY counted DESC, plays DESC, seconds DESC, track_id ASC LIMIT $2",
+        top: Option<u32>,
+    ) -> StoreResult<Overview> {
+        // One statement, so that a statistics call spends one round trip on all of it.
+        let rows: Vec<OverviewRow> = sqlx::query_as(
+            "SELECT 0::int2 AS part, NULL::uuid AS track_id, NULL::text AS source,
+                    COALESCE(s.plays, 0) AS plays, COALESCE(s.counted, 0) AS counted,
+                    COALESCE(s.completed, 0) AS completed, COALESCE(s.seconds, 0) AS seconds,
+                    COALESCE(s.tracks, 0) AS number, s.first_played_at AS first,
+                    s.last_played_at AS last
+             FROM (SELECT 1) AS one LEFT JOIN user_stats s ON s.user_id = $1
+             UNION ALL
+             SELECT 1::int2, NULL, NULL, 0, 0, 0, 0, COUNT(*), NULL, NULL
+             FROM liked_tracks WHERE user_id = $1
+             UNION ALL
+             SELECT * FROM (
+                 SELECT 2::int2, track_id, NULL, plays, counted, 0, seconds, 0, first_played_at,
+                        last_played_at
+                 FROM user_track_stats WHERE user_id = $1
+                 ORDER BY counted DESC, plays DESC, seconds DESC, track_id ASC LIMIT $2) AS top
+             UNION ALL
+             SELECT 3::int2, NULL, source, plays, counted, completed, seconds, 0, NULL, NULL
+             FROM user_source_stats WHERE user_id = $1 AND $3",
         )
         .bind(user)
-        .bind(i64::from(limit))
+        .bind(i64::from(top.unwrap_or(0)))
+        .bind(top.is_some())
         .fetch_all(&mut **s)
         .await?;
-        tracks(rows)
+        overview(rows)
     }
 
-    async fn all_time_sources(
-        s: &mut Self::Snapshot,
-        user: UserId,
-    ) -> StoreResult<Vec<SourceTally>> {
-        let rows: Vec<SourceRow> = sqlx::query_as(
-            "SELECT source, plays, counted, completed, seconds FROM user_source_stats
-             WHERE user_id = $1",
-        )
-        .bind(user)
-        .fetch_all(&mut **s)
-        .await?;
-        sources(rows)
-    }
-
-    async fn all_time_tracks(
-        s: &mut Self::Snapshot,
+    async fn all_time_track_counts(
+        &self,
         user: UserId,
         among: &[TrackId],
-    ) -> StoreResult<Vec<TrackTally>> {
-        let rows: Vec<TrackRow> = sqlx::query_as(
-            "SELECT track_id, plays, counted, seconds, first_played_at AS first,
-                    last_played_at AS last
-             FROM user_track_stats WHERE user_id = $1 AND track_id = ANY($2)",
+    ) -> StoreResult<(Vec<TrackTally>, Vec<TrackId>)> {
+        // One statement is one snapshot: no transaction, one round trip.
+        let rows: Vec<TrackCountRow> = sqlx::query_as(
+            "SELECT w.id AS track_id, t.plays, t.counted, t.seconds, t.first_played_at AS first,
+                    t.last_played_at AS last,
+                    EXISTS (SELECT 1 FROM liked_tracks l
+                            WHERE l.user_id = $1 AND l.track_id = w.id) AS liked
+             FROM UNNEST($2::uuid[]) AS w(id)
+             LEFT JOIN (SELECT * FROM user_track_stats
+                        WHERE user_id = $1 AND track_id = ANY($2)) AS t ON t.track_id = w.id",
         )
         .bind(user)
         .bind(among)
-        .fetch_all(&mut **s)
+        .fetch_all(&self.pool)
         .await?;
-        tracks(rows)
+        track_counts(rows)
     }
 
     async fn first_played_in(
@@ -128,15 +141,6 @@ impl StatsSql for PgStore {
         .await?)
     }
 
-    async fn liked_count(s: &mut Self::Snapshot, user: UserId) -> StoreResult<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM liked_tracks WHERE user_id = $1")
-                .bind(user)
-                .fetch_one(&mut **s)
-                .await?,
-        )
-    }
-
     async fn liked_among(
         s: &mut Self::Snapshot,
         user: UserId,
@@ -154,22 +158,32 @@ impl StatsSql for PgStore {
     async fn period_rows(
         s: &mut Self::Snapshot,
         user: UserId,
-        wanted: &[Period],
+        wanted: &[(Period, Option<i64>)],
         quarters_only: bool,
     ) -> StoreResult<Vec<PeriodRow>> {
-        let (kinds, starts): (Vec<i16>, Vec<Timestamp>) =
-            wanted.iter().copied().map(period_key).unzip();
+        let mut kinds = Vec::with_capacity(wanted.len());
+        let mut starts = Vec::with_capacity(wanted.len());
+        let mut held = Vec::with_capacity(wanted.len());
+        for &(period, id) in wanted {
+            let (kind, start) = period_key(period);
+            kinds.push(kind);
+            starts.push(start);
+            held.push(id);
+        }
         let rows: Vec<PeriodDbRow> = sqlx::query_as(
             "SELECT p.period_kind, p.period_start, p.generation, p.built_generation,
-                    CASE WHEN $4 THEN NULL ELSE p.tracks END AS tracks,
-                    CASE WHEN $4 THEN NULL ELSE p.sources END AS sources, p.quarters
-             FROM UNNEST($2::int2[], $3::timestamptz[]) AS w(kind, start)
+                    p.snapshot_id,
+                    CASE WHEN $5 OR p.snapshot_id = w.held THEN NULL ELSE p.tracks END AS tracks,
+                    CASE WHEN $5 OR p.snapshot_id = w.held THEN NULL ELSE p.sources END AS sources,
+                    CASE WHEN p.snapshot_id = w.held THEN NULL ELSE p.quarters END AS quarters
+             FROM UNNEST($2::int2[], $3::timestamptz[], $4::int8[]) AS w(kind, start, held)
              JOIN user_period_stats p
                ON p.user_id = $1 AND p.period_kind = w.kind AND p.period_start = w.start",
         )
         .bind(user)
         .bind(&kinds)
         .bind(&starts)
+        .bind(&held)
         .bind(quarters_only)
         .fetch_all(&mut **s)
         .await?;
@@ -268,27 +282,31 @@ impl StatsSql for PgStore {
         let mut kinds = Vec::with_capacity(built.len());
         let mut starts = Vec::with_capacity(built.len());
         let mut generations = Vec::with_capacity(built.len());
+        let mut ids = Vec::with_capacity(built.len());
         let (mut t, mut so, mut q) = (Vec::new(), Vec::new(), Vec::new());
         for b in built {
             let (kind, start) = period_key(b.period);
             kinds.push(kind);
             starts.push(start);
             generations.push(b.generation);
+            ids.push(b.id);
             t.push(b.blobs.tracks);
             so.push(b.blobs.sources);
             q.push(b.blobs.quarters);
         }
         sqlx::query(
             "INSERT INTO user_period_stats AS p
-                 (user_id, period_kind, period_start, generation, built_generation, tracks,
-                  sources, quarters)
-             SELECT $1, kind, start, generation, generation, tracks, sources, quarters
-             FROM UNNEST($2::int2[], $3::timestamptz[], $4::int8[], $5::bytea[], $6::bytea[],
-                         $7::bytea[]) AS b(kind, start, generation, tracks, sources, quarters)
+                 (user_id, period_kind, period_start, generation, built_generation, snapshot_id,
+                  tracks, sources, quarters)
+             SELECT $1, kind, start, generation, generation, id, tracks, sources, quarters
+             FROM UNNEST($2::int2[], $3::timestamptz[], $4::int8[], $5::int8[], $6::bytea[],
+                         $7::bytea[], $8::bytea[])
+                  AS b(kind, start, generation, id, tracks, sources, quarters)
              WHERE EXISTS (SELECT 1 FROM user_stats WHERE user_id = $1)
              ORDER BY kind, start
              ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
-                 SET built_generation = EXCLUDED.built_generation, tracks = EXCLUDED.tracks,
+                 SET built_generation = EXCLUDED.built_generation,
+                     snapshot_id = EXCLUDED.snapshot_id, tracks = EXCLUDED.tracks,
                      sources = EXCLUDED.sources, quarters = EXCLUDED.quarters
                  WHERE p.generation = EXCLUDED.built_generation",
         )
@@ -296,6 +314,7 @@ impl StatsSql for PgStore {
         .bind(&kinds)
         .bind(&starts)
         .bind(&generations)
+        .bind(&ids)
         .bind(&t)
         .bind(&so)
         .bind(&q)

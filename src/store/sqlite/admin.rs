@@ -118,6 +118,8 @@ impl AdminStore for SqliteStore {
             }
         }
         tx.commit().await?;
+        // Erased data leaves this process's memory too.
+        self.cache.forget_user(user);
         Ok(erased)
     }
 

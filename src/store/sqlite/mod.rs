@@ -1,7 +1,7 @@
 //! The embedded SQLite store: one file, nothing to install. Writes go through a single writer
 //! connection in `BEGIN IMMEDIATE` transactions, so concurrent writers queue inside the service
 //! instead of meeting SQLITE_BUSY; reads use their own pool and, with WAL, never wait for writes.
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     Sqlite, SqlitePool, Transaction,
@@ -9,7 +9,9 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{PoolStatus, StoreError, StoreResult, Upkeep, rows::count};
+use super::{
+    CacheStatus, PoolStatus, StoreError, StoreResult, Upkeep, cache::SnapshotCache, rows::count,
+};
 use crate::domain::Timestamp;
 
 mod admin;
@@ -27,6 +29,7 @@ const CHUNK: i64 = 10_000;
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    cache: Arc<SnapshotCache>,
 }
 
 impl SqliteStore {
@@ -56,7 +59,11 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        Ok(Self { reader, writer })
+        Ok(Self {
+            reader,
+            writer,
+            cache: Arc::default(),
+        })
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
@@ -119,6 +126,10 @@ impl SqliteStore {
 impl Upkeep for SqliteStore {
     async fn housekeeping(&self) -> StoreResult<()> {
         Ok(())
+    }
+
+    fn stats_cache_status(&self) -> CacheStatus {
+        self.cache.status()
     }
 
     fn pool_status(&self) -> PoolStatus {

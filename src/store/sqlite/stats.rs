@@ -9,9 +9,11 @@ use crate::{
     },
     store::{
         StoreResult,
+        cache::SnapshotCache,
+        rows::count,
         stats::{
-            AllTime, AllTimeRow, Built, CountsRow, PeriodDbRow, PeriodRow, QuarterRow, SourceRow,
-            StatsSql, TrackRow, period_key, periods, quarters, sources, tracks,
+            AllTime, AllTimeRow, Built, CountsRow, Overview, PeriodDbRow, PeriodRow, QuarterRow,
+            SourceRow, StatsSql, TrackRow, period_key, periods, quarters, sources, tracks,
         },
     },
 };
@@ -59,6 +61,10 @@ impl StatsSql for SqliteStore {
     /// One read transaction is one WAL snapshot.
     type Snapshot = Transaction<'static, Sqlite>;
 
+    fn snapshot_cache(&self) -> &SnapshotCache {
+        &self.cache
+    }
+
     async fn snapshot(&self) -> StoreResult<Self::Snapshot> {
         Ok(self.reader.begin().await?)
     }
@@ -83,52 +89,44 @@ impl StatsSql for SqliteStore {
         row.into_all_time()
     }
 
-    async fn all_time_top(
+    async fn overview(
         s: &mut Self::Snapshot,
         user: UserId,
-        limit: u32,
-    ) -> StoreResult<Vec<TrackTally>> {
-        let rows: Vec<TrackRow> = sqlx::query_as(
-            "SELECT track_id, plays, counted, seconds, first_played_at AS first,
-                    last_played_at AS last
-             FROM user_track_stats WHERE user_id = ?
-             ORDER BY counted DESC, plays DESC, seconds DESC, track_id ASC LIMIT ?",
-        )
-        .bind(user)
-        .bind(i64::from(limit))
-        .fetch_all(&mut **s)
-        .await?;
-        tracks(rows)
+        top: Option<u32>,
+    ) -> StoreResult<Overview> {
+        // In-process: separate statements cost no round trips.
+        let all_time = Self::all_time(s, user).await?;
+        let liked = count(
+            sqlx::query_scalar("SELECT COUNT(*) FROM liked_tracks WHERE user_id = ?")
+                .bind(user)
+                .fetch_one(&mut **s)
+                .await?,
+        )?;
+        let (top, sources) = match top {
+            Some(limit) => (
+                all_time_top(s, user, limit).await?,
+                all_time_sources(s, user).await?,
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(Overview {
+            all_time,
+            liked,
+            top,
+            sources,
+        })
     }
 
-    async fn all_time_sources(
-        s: &mut Self::Snapshot,
-        user: UserId,
-    ) -> StoreResult<Vec<SourceTally>> {
-        let rows: Vec<SourceRow> = sqlx::query_as(
-            "SELECT source, plays, counted, completed, seconds FROM user_source_stats
-             WHERE user_id = ?",
-        )
-        .bind(user)
-        .fetch_all(&mut **s)
-        .await?;
-        sources(rows)
-    }
-
-    async fn all_time_tracks(
-        s: &mut Self::Snapshot,
+    async fn all_time_track_counts(
+        &self,
         user: UserId,
         among: &[TrackId],
-    ) -> StoreResult<Vec<TrackTally>> {
-        let mut sql = QueryBuilder::<Sqlite>::new(
-            "SELECT track_id, plays, counted, seconds, first_played_at AS first,
-                    last_played_at AS last
-             FROM user_track_stats WHERE user_id = ",
-        );
-        sql.push_bind(user);
-        among_tracks(&mut sql, among);
-        let rows: Vec<TrackRow> = sql.build_query_as().fetch_all(&mut **s).await?;
-        tracks(rows)
+    ) -> StoreResult<(Vec<TrackTally>, Vec<TrackId>)> {
+        let mut s = self.snapshot().await?;
+        let tallies = all_time_tracks(&mut s, user, among).await?;
+        let liked = Self::liked_among(&mut s, user, among).await?;
+        Self::close(s).await?;
+        Ok((tallies, liked))
     }
 
     async fn first_played_in(
@@ -148,15 +146,6 @@ impl StatsSql for SqliteStore {
         .await?)
     }
 
-    async fn liked_count(s: &mut Self::Snapshot, user: UserId) -> StoreResult<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM liked_tracks WHERE user_id = ?")
-                .bind(user)
-                .fetch_one(&mut **s)
-                .await?,
-        )
-    }
-
     async fn liked_among(
         s: &mut Self::Snapshot,
         user: UserId,
@@ -172,30 +161,37 @@ impl StatsSql for SqliteStore {
     async fn period_rows(
         s: &mut Self::Snapshot,
         user: UserId,
-        wanted: &[Period],
+        wanted: &[(Period, Option<i64>)],
         quarters_only: bool,
     ) -> StoreResult<Vec<PeriodRow>> {
-        let mut sql = QueryBuilder::<Sqlite>::new(if quarters_only {
-            "SELECT period_kind, period_start, generation, built_generation, NULL AS tracks,
-                    NULL AS sources, quarters"
-        } else {
-            "SELECT period_kind, period_start, generation, built_generation, tracks, sources,
-                    quarters"
-        });
-        sql.push(" FROM user_period_stats WHERE user_id = ")
-            .push_bind(user)
-            .push(" AND (period_kind, period_start) IN (VALUES ");
+        let mut sql = QueryBuilder::<Sqlite>::new("WITH w(kind, start, held) AS (VALUES ");
         let mut values = sql.separated(", ");
-        for period in wanted {
-            let (kind, start) = period_key(*period);
+        for &(period, held) in wanted {
+            let (kind, start) = period_key(period);
             values
                 .push("(")
                 .push_bind_unseparated(kind)
                 .push_unseparated(", ")
                 .push_bind_unseparated(start)
+                .push_unseparated(", ")
+                .push_bind_unseparated(held)
                 .push_unseparated(")");
         }
-        sql.push(")");
+        let (same, blobs) = (
+            "p.snapshot_id IS w.held",
+            if quarters_only { "0" } else { "1" },
+        );
+        sql.push(format!(
+            ") SELECT p.period_kind, p.period_start, p.generation, p.built_generation,
+                      p.snapshot_id,
+                      CASE WHEN {blobs} AND NOT {same} THEN p.tracks END AS tracks,
+                      CASE WHEN {blobs} AND NOT {same} THEN p.sources END AS sources,
+                      CASE WHEN NOT {same} THEN p.quarters END AS quarters
+               FROM w JOIN user_period_stats p
+                 ON p.user_id = "
+        ))
+        .push_bind(user)
+        .push(" AND p.period_kind = w.kind AND p.period_start = w.start");
         let rows: Vec<PeriodDbRow> = sql.build_query_as().fetch_all(&mut **s).await?;
         periods(rows)
     }
@@ -289,12 +285,13 @@ impl StatsSql for SqliteStore {
             let (kind, start) = period_key(b.period);
             sqlx::query(
                 "INSERT INTO user_period_stats
-                     (user_id, period_kind, period_start, generation, built_generation, tracks,
-                      sources, quarters)
-                 SELECT ?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7
+                     (user_id, period_kind, period_start, generation, built_generation,
+                      snapshot_id, tracks, sources, quarters)
+                 SELECT ?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8
                  WHERE EXISTS (SELECT 1 FROM user_stats WHERE user_id = ?1)
                  ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
-                     SET built_generation = excluded.built_generation, tracks = excluded.tracks,
+                     SET built_generation = excluded.built_generation,
+                         snapshot_id = excluded.snapshot_id, tracks = excluded.tracks,
                          sources = excluded.sources, quarters = excluded.quarters
                      WHERE generation = excluded.built_generation",
             )
@@ -302,6 +299,7 @@ impl StatsSql for SqliteStore {
             .bind(kind)
             .bind(start)
             .bind(b.generation)
+            .bind(b.id)
             .bind(b.blobs.tracks)
             .bind(b.blobs.sources)
             .bind(b.blobs.quarters)
@@ -311,4 +309,52 @@ impl StatsSql for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+async fn all_time_top(
+    s: &mut Transaction<'static, Sqlite>,
+    user: UserId,
+    limit: u32,
+) -> StoreResult<Vec<TrackTally>> {
+    let rows: Vec<TrackRow> = sqlx::query_as(
+        "SELECT track_id, plays, counted, seconds, first_played_at AS first,
+                    last_played_at AS last
+             FROM user_track_stats WHERE user_id = ?
+             ORDER BY counted DESC, plays DESC, seconds DESC, track_id ASC LIMIT ?",
+    )
+    .bind(user)
+    .bind(i64::from(limit))
+    .fetch_all(&mut **s)
+    .await?;
+    tracks(rows)
+}
+
+async fn all_time_sources(
+    s: &mut Transaction<'static, Sqlite>,
+    user: UserId,
+) -> StoreResult<Vec<SourceTally>> {
+    let rows: Vec<SourceRow> = sqlx::query_as(
+        "SELECT source, plays, counted, completed, seconds FROM user_source_stats
+             WHERE user_id = ?",
+    )
+    .bind(user)
+    .fetch_all(&mut **s)
+    .await?;
+    sources(rows)
+}
+
+async fn all_time_tracks(
+    s: &mut Transaction<'static, Sqlite>,
+    user: UserId,
+    among: &[TrackId],
+) -> StoreResult<Vec<TrackTally>> {
+    let mut sql = QueryBuilder::<Sqlite>::new(
+        "SELECT track_id, plays, counted, seconds, first_played_at AS first,
+                    last_played_at AS last
+             FROM user_track_stats WHERE user_id = ",
+    );
+    sql.push_bind(user);
+    among_tracks(&mut sql, among);
+    let rows: Vec<TrackRow> = sql.build_query_as().fetch_all(&mut **s).await?;
+    tracks(rows)
 }

@@ -1,0 +1,1 @@
+ALTER TABLE user_period_stats DROP COLUMN snapshot_id;
