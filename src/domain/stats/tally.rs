@@ -95,8 +95,10 @@ pub struct Figures {
 /// The sum of the figures of disjoint spans.
 #[derive(Debug)]
 pub struct FiguresSum {
-    /// In track id order, one entry per track.
-    tracks: Vec<TrackTally>,
+    /// One entry per track. A range adds tens of lists of thousands of tracks; summing each into
+    /// a map costs one probe per entry, where merging sorted lists walked the whole sum each
+    /// time. foldhash is seeded per process, so crafted track ids cannot force collisions.
+    tracks: HashMap<TrackId, TrackTally, foldhash::fast::RandomState>,
     sources: HashMap<String, Counts>,
     /// In order of start as long as the spans come in order (they do: a read walks its range
     /// from the start), so adding is an append; out of order, `finish` sorts.
@@ -104,21 +106,10 @@ pub struct FiguresSum {
     quarters_sorted: bool,
 }
 
-/// Sums the neighbours of a sorted list that are the same track.
-fn coalesce(tracks: &mut Vec<TrackTally>) {
-    tracks.dedup_by(|later, earlier| {
-        let same = later.track_id == earlier.track_id;
-        if same {
-            earlier.absorb(later);
-        }
-        same
-    });
-}
-
 impl Default for FiguresSum {
     fn default() -> Self {
         Self {
-            tracks: Vec::new(),
+            tracks: HashMap::default(),
             sources: HashMap::new(),
             quarters: Vec::new(),
             quarters_sorted: true,
@@ -127,54 +118,20 @@ impl Default for FiguresSum {
 }
 
 impl FiguresSum {
-    /// Merges in the tallies of another span.
+    /// Sums in the tallies of another span (a track may appear more than once).
     pub fn add_tracks<'a>(&mut self, tracks: impl IntoIterator<Item = &'a TrackTally>) {
-        self.add_track_list(tracks.into_iter().copied().collect());
+        let tracks = tracks.into_iter();
+        self.tracks.reserve(tracks.size_hint().0.min(1 << 16));
+        for t in tracks {
+            self.tracks
+                .entry(t.track_id)
+                .and_modify(|held| held.absorb(t))
+                .or_insert(*t);
+        }
     }
 
-    /// Merges in a span's tallies. Snapshots and queries give tracks in id order, and after the
-    /// first period most of a span's tracks are already held: those are summed in place with
-    /// one walk, and only the others are merged in.
-    pub fn add_track_list(&mut self, mut incoming: Vec<TrackTally>) {
-        if !incoming.is_sorted_by_key(|t| t.track_id) {
-            incoming.sort_unstable_by_key(|t| t.track_id);
-        }
-        coalesce(&mut incoming);
-        if self.tracks.is_empty() {
-            self.tracks = incoming;
-            return;
-        }
-        let mut fresh = Vec::new();
-        let mut i = 0;
-        for t in incoming {
-            while self
-                .tracks
-                .get(i)
-                .is_some_and(|held| held.track_id < t.track_id)
-            {
-                i += 1;
-            }
-            match self.tracks.get_mut(i) {
-                Some(held) if held.track_id == t.track_id => held.absorb(&t),
-                _ => fresh.push(t),
-            }
-        }
-        if fresh.is_empty() {
-            return;
-        }
-        let held = std::mem::take(&mut self.tracks);
-        let mut merged = Vec::with_capacity(held.len() + fresh.len());
-        let (mut a, mut b) = (held.into_iter().peekable(), fresh.into_iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if x.track_id < y.track_id => a.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
-                (Some(_), None) => a.next(),
-                (None, None) => break,
-            };
-            merged.extend(next);
-        }
-        self.tracks = merged;
+    pub fn add_track_list(&mut self, tracks: Vec<TrackTally>) {
+        self.add_tracks(&tracks);
     }
 
     pub fn add_sources<'a>(&mut self, sources: impl IntoIterator<Item = &'a SourceTally>) {
@@ -204,7 +161,8 @@ impl FiguresSum {
     }
 
     pub fn finish(self) -> Figures {
-        let tracks = self.tracks;
+        let mut tracks: Vec<TrackTally> = self.tracks.into_values().collect();
+        tracks.sort_unstable_by_key(|t| t.track_id);
         let mut sources: Vec<SourceTally> = self
             .sources
             .into_iter()
