@@ -121,7 +121,11 @@ impl FiguresSum {
     /// Sums in the tallies of another span (a track may appear more than once).
     pub fn add_tracks<'a>(&mut self, tracks: impl IntoIterator<Item = &'a TrackTally>) {
         let tracks = tracks.into_iter();
-        self.tracks.reserve(tracks.size_hint().0.min(1 << 16));
+        if self.tracks.is_empty() {
+            // Later spans mostly repeat the tracks held: reserving for them would only grow
+            // the table.
+            self.tracks.reserve(tracks.size_hint().0.min(1 << 16));
+        }
         for t in tracks {
             self.tracks
                 .entry(t.track_id)

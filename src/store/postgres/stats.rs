@@ -107,15 +107,17 @@ impl StatsSql for PgStore {
         user: UserId,
         among: &[TrackId],
     ) -> StoreResult<(Vec<TrackTally>, Vec<TrackId>)> {
-        // One statement is one snapshot: no transaction, one round trip.
+        // One statement is one snapshot: no transaction, one round trip. LATERAL keeps it one
+        // key lookup per id under the generic plan a prepared statement ends up with (a join
+        // on the id list was planned as a loop over every id for every row).
         let rows: Vec<TrackCountRow> = sqlx::query_as(
             "SELECT w.id AS track_id, t.plays, t.counted, t.seconds, t.first_played_at AS first,
                     t.last_played_at AS last,
                     EXISTS (SELECT 1 FROM liked_tracks l
                             WHERE l.user_id = $1 AND l.track_id = w.id) AS liked
              FROM UNNEST($2::uuid[]) AS w(id)
-             LEFT JOIN (SELECT * FROM user_track_stats
-                        WHERE user_id = $1 AND track_id = ANY($2)) AS t ON t.track_id = w.id",
+             LEFT JOIN LATERAL (SELECT * FROM user_track_stats s
+                                WHERE s.user_id = $1 AND s.track_id = w.id) AS t ON true",
         )
         .bind(user)
         .bind(among)
@@ -260,11 +262,14 @@ impl StatsSql for PgStore {
         from: Timestamp,
         to: Option<Timestamp>,
     ) -> StoreResult<Vec<QuarterTally>> {
+        // The open end as 'infinity', not `$3 IS NULL OR ...`: a prepared statement's generic
+        // plan can bound the index scan by an expression, not by an OR, and would otherwise
+        // read every later quarter of the listener.
         let rows: Vec<QuarterRow> = sqlx::query_as(
             "SELECT quarter_start AS start, plays, counted, completed, seconds
              FROM user_quarter_stats
              WHERE user_id = $1 AND quarter_start >= $2
-               AND ($3::timestamptz IS NULL OR quarter_start < $3)
+               AND quarter_start < COALESCE($3::timestamptz, 'infinity')
              ORDER BY quarter_start",
         )
         .bind(user)
