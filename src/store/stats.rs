@@ -755,16 +755,17 @@ pub fn overview(rows: Vec<OverviewRow>) -> StoreResult<Overview> {
     Ok(overview)
 }
 
-/// A requested track's all-time row: the tallies are NULL when it was never played.
+/// A row of the all-time play counts: a played track's tallies (`part` 0) or a liked track
+/// (`part` 1, tallies NULL).
 #[derive(sqlx::FromRow)]
 pub struct TrackCountRow {
+    pub part: i16,
     pub track_id: TrackId,
     pub plays: Option<i64>,
     pub counted: Option<i64>,
     pub seconds: Option<i64>,
     pub first: Option<Timestamp>,
     pub last: Option<Timestamp>,
-    pub liked: bool,
 }
 
 /// The played tracks' tallies and the liked tracks among the rows.
@@ -772,23 +773,26 @@ pub fn track_counts(rows: Vec<TrackCountRow>) -> StoreResult<(Vec<TrackTally>, V
     let mut tallies = Vec::with_capacity(rows.len());
     let mut liked = Vec::new();
     for r in rows {
-        if r.liked {
-            liked.push(r.track_id);
-        }
-        if let (Some(plays), Some(counted), Some(seconds), Some(first), Some(last)) =
-            (r.plays, r.counted, r.seconds, r.first, r.last)
-        {
-            tallies.push(TrackTally {
-                track_id: r.track_id,
-                counts: Counts {
-                    plays: count(plays)?,
-                    counted: count(counted)?,
-                    completed: 0,
-                    seconds: count(seconds)?,
-                },
-                first,
-                last,
-            });
+        match (r.part, r.plays, r.counted, r.seconds, r.first, r.last) {
+            (0, Some(plays), Some(counted), Some(seconds), Some(first), Some(last)) => {
+                tallies.push(TrackTally {
+                    track_id: r.track_id,
+                    counts: Counts {
+                        plays: count(plays)?,
+                        counted: count(counted)?,
+                        completed: 0,
+                        seconds: count(seconds)?,
+                    },
+                    first,
+                    last,
+                });
+            }
+            (1, ..) => liked.push(r.track_id),
+            (part, ..) => {
+                return Err(super::StoreError::Corrupt(format!(
+                    "play counts part {part}"
+                )));
+            }
         }
     }
     Ok((tallies, liked))

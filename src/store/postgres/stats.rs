@@ -107,17 +107,16 @@ impl StatsSql for PgStore {
         user: UserId,
         among: &[TrackId],
     ) -> StoreResult<(Vec<TrackTally>, Vec<TrackId>)> {
-        // One statement is one snapshot: no transaction, one round trip. LATERAL keeps it one
-        // key lookup per id under the generic plan a prepared statement ends up with (a join
-        // on the id list was planned as a loop over every id for every row).
+        // One statement is one snapshot: no transaction, one round trip. Each part is one
+        // index scan over the sorted id list, also under the generic plan a prepared statement
+        // ends up with.
         let rows: Vec<TrackCountRow> = sqlx::query_as(
-            "SELECT w.id AS track_id, t.plays, t.counted, t.seconds, t.first_played_at AS first,
-                    t.last_played_at AS last,
-                    EXISTS (SELECT 1 FROM liked_tracks l
-                            WHERE l.user_id = $1 AND l.track_id = w.id) AS liked
-             FROM UNNEST($2::uuid[]) AS w(id)
-             LEFT JOIN LATERAL (SELECT * FROM user_track_stats s
-                                WHERE s.user_id = $1 AND s.track_id = w.id) AS t ON true",
+            "SELECT 0::int2 AS part, track_id, plays, counted, seconds,
+                    first_played_at AS first, last_played_at AS last
+             FROM user_track_stats WHERE user_id = $1 AND track_id = ANY($2)
+             UNION ALL
+             SELECT 1::int2, track_id, NULL, NULL, NULL, NULL, NULL
+             FROM liked_tracks WHERE user_id = $1 AND track_id = ANY($2)",
         )
         .bind(user)
         .bind(among)
