@@ -218,8 +218,8 @@ struct Read<'a, T: StatsSql> {
     /// Periods whose every column was read (rows read for their quarters only are not).
     whole: HashSet<Period>,
     built: Vec<Built>,
-    /// Figures of built periods, so a month built from its days reuses them.
-    fresh: HashMap<Period, Figures>,
+    /// Snapshots built by this read, so a month built from its days reuses them.
+    fresh: HashMap<Period, Decoded>,
 }
 
 /// A period as this read sees it: its write generation, and its stored snapshot when that is
@@ -368,76 +368,77 @@ impl<'a, T: StatsSql> Read<'a, T> {
         period: Period,
         parts: Parts<'_>,
     ) -> StoreResult<()> {
-        if let Some(figures) = self.fresh.get(&period) {
-            add_parts(sum, figures, parts);
-            return Ok(());
-        }
-        if let Some(stored) = self.rows.get(&period).and_then(|seen| usable(seen, parts)) {
+        let stored = self
+            .fresh
+            .get(&period)
+            .or_else(|| self.rows.get(&period).and_then(|seen| usable(seen, parts)));
+        if let Some(stored) = stored {
             add_stored(sum, stored, parts);
             return Ok(());
         }
-        let figures = match period {
+        let built = match period {
             Period::Day(_) => self.build_day(period).await?,
             Period::Month(_) => self.build_month(period).await?,
         };
-        add_parts(sum, &figures, parts);
-        self.fresh.insert(period, figures);
+        add_stored(sum, &built, parts);
+        self.fresh.insert(period, built);
         Ok(())
     }
 
-    fn remember(&mut self, period: Period, figures: &Figures) {
+    /// Keeps a snapshot built by this read (in the cache at once, in the database once the read
+    /// is over).
+    fn remember(&mut self, period: Period, figures: Figures) -> Decoded {
         let generation = self.rows.get(&period).map_or(0, |seen| seen.generation);
         let id = new_snapshot_id();
-        // Kept before it is stored: should the store refuse it (a write came first), no row
-        // will carry its id, so it is never used.
-        self.store.snapshot_cache().put(
-            self.user,
-            period,
-            Decoded {
-                id,
-                tracks: Some(figures.tracks.as_slice().into()),
-                sources: Some(figures.sources.as_slice().into()),
-                quarters: Some(figures.quarters.as_slice().into()),
-            },
-        );
         self.built.push(Built {
             period,
             generation,
             id,
-            blobs: snapshot::encode(period, figures),
+            blobs: snapshot::encode(period, &figures),
         });
+        let built = Decoded {
+            id,
+            tracks: Some(figures.tracks.into()),
+            sources: Some(figures.sources.into()),
+            quarters: Some(figures.quarters.into()),
+        };
+        // Cached before it is stored: should the store refuse it (a write came first), no row
+        // will carry its id, so it is never used.
+        self.store
+            .snapshot_cache()
+            .put(self.user, period, built.clone());
+        built
     }
 
     /// A day's figures from its plays.
-    async fn build_day(&mut self, day: Period) -> StoreResult<Figures> {
+    async fn build_day(&mut self, day: Period) -> StoreResult<Decoded> {
         let mut sum = FiguresSum::default();
         self.add_plays(&mut sum, day.start(), Some(day.end()), EVERYTHING)
             .await?;
-        let figures = sum.finish();
-        self.remember(day, &figures);
-        Ok(figures)
+        Ok(self.remember(day, sum.finish()))
     }
 
     /// A month's figures from its days' snapshots, building those that are missing.
-    async fn build_month(&mut self, month: Period) -> StoreResult<Figures> {
+    async fn build_month(&mut self, month: Period) -> StoreResult<Decoded> {
         let days = month.days();
         let pieces: Vec<Piece> = days.iter().copied().map(Piece::Period).collect();
         self.load(&pieces, false).await?;
         let mut sum = FiguresSum::default();
         for day in days {
-            if let Some(figures) = self.fresh.get(&day) {
-                sum.add(figures);
-            } else if let Some(stored) = self.rows.get(&day).and_then(|r| usable(r, EVERYTHING)) {
+            let stored = self.fresh.get(&day).or_else(|| {
+                self.rows
+                    .get(&day)
+                    .and_then(|seen| usable(seen, EVERYTHING))
+            });
+            if let Some(stored) = stored {
                 add_stored(&mut sum, stored, EVERYTHING);
             } else {
-                let figures = self.build_day(day).await?;
-                sum.add(&figures);
-                self.fresh.insert(day, figures);
+                let built = self.build_day(day).await?;
+                add_stored(&mut sum, &built, EVERYTHING);
+                self.fresh.insert(day, built);
             }
         }
-        let figures = sum.finish();
-        self.remember(month, &figures);
-        Ok(figures)
+        Ok(self.remember(month, sum.finish()))
     }
 
     /// The plays of `[since, until)`: tracks and sources from the plays, whole quarter hours
@@ -452,7 +453,7 @@ impl<'a, T: StatsSql> Read<'a, T> {
         let user = self.user;
         if parts.tracks {
             let tracks = T::plays_tracks(&mut self.s, user, since, until, parts.among).await?;
-            sum.add_track_list(tracks);
+            sum.add_tracks(&tracks);
         }
         if parts.sources {
             sum.add_sources(&T::plays_sources(&mut self.s, user, since, until).await?);
@@ -562,26 +563,6 @@ fn add_stored(sum: &mut FiguresSum, stored: &Decoded, parts: Parts<'_>) {
 fn new_snapshot_id() -> i64 {
     let (high, _) = uuid::Uuid::new_v4().as_u64_pair();
     i64::from_ne_bytes(high.to_ne_bytes())
-}
-
-fn add_parts(sum: &mut FiguresSum, figures: &Figures, parts: Parts<'_>) {
-    if parts.tracks {
-        match parts.among {
-            Some(among) => sum.add_tracks(
-                figures
-                    .tracks
-                    .iter()
-                    .filter(|t| among.binary_search(&t.track_id).is_ok()),
-            ),
-            None => sum.add_tracks(&figures.tracks),
-        }
-    }
-    if parts.sources {
-        sum.add_sources(&figures.sources);
-    }
-    if parts.quarters {
-        sum.add_quarters(&figures.quarters);
-    }
 }
 
 impl<T: StatsSql> StatsStore for T {

@@ -134,10 +134,6 @@ impl FiguresSum {
         }
     }
 
-    pub fn add_track_list(&mut self, tracks: Vec<TrackTally>) {
-        self.add_tracks(&tracks);
-    }
-
     pub fn add_sources<'a>(&mut self, sources: impl IntoIterator<Item = &'a SourceTally>) {
         for s in sources {
             *self.sources.entry(s.source.clone()).or_default() += s.counts;
@@ -156,12 +152,6 @@ impl FiguresSum {
                 _ => self.quarters.push(*q),
             }
         }
-    }
-
-    pub fn add(&mut self, figures: &Figures) {
-        self.add_tracks(&figures.tracks);
-        self.add_sources(&figures.sources);
-        self.add_quarters(&figures.quarters);
     }
 
     pub fn finish(self) -> Figures {
