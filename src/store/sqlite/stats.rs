@@ -8,7 +8,7 @@ use crate::{
         UserId,
     },
     store::{
-        StoreResult,
+        StoreError, StoreResult,
         cache::SnapshotCache,
         rows::count,
         stats::{
@@ -45,6 +45,20 @@ fn plays_in(
     until: Option<Timestamp>,
 ) -> QueryBuilder<Sqlite> {
     span_of(select, "plays", "played_at", user, since, until)
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("aggregated rows: {e}")))
+}
+
+fn hex_id(hex: &str) -> StoreResult<TrackId> {
+    uuid::Uuid::try_parse(hex)
+        .map(TrackId::from_uuid)
+        .map_err(|e| StoreError::Corrupt(format!("track id {hex:?}: {e}")))
+}
+
+fn micros(t: i64) -> StoreResult<Timestamp> {
+    Timestamp::from_micros(t).ok_or_else(|| StoreError::Corrupt(format!("timestamp {t}")))
 }
 
 /// ` AND track_id IN (...)`.
@@ -122,10 +136,45 @@ impl StatsSql for SqliteStore {
         user: UserId,
         among: &[TrackId],
     ) -> StoreResult<(Vec<TrackTally>, Vec<TrackId>)> {
-        let mut s = self.snapshot().await?;
-        let tallies = all_time_tracks(&mut s, user, among).await?;
-        let liked = Self::liked_among(&mut s, user, among).await?;
-        Self::close(s).await?;
+        // One statement, so one snapshot without a transaction. Each list comes back as one
+        // JSON value: sqlx hands SQLite rows over from its worker thread one by one, which cost
+        // more than the lookups (1.7 ms of 3.0 for 500 rows). The ids are numbered parameters,
+        // bound once for both lists; the text holds only those numbers.
+        let ids: String = (0..among.len())
+            .map(|i| format!("?{}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT (SELECT json_group_array(json_array(hex(track_id), plays, counted, seconds,
+                                                        first_played_at, last_played_at))
+                     FROM user_track_stats WHERE user_id = ?1 AND track_id IN ({ids})),
+                    (SELECT json_group_array(hex(track_id))
+                     FROM liked_tracks WHERE user_id = ?1 AND track_id IN ({ids}))"
+        );
+        let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(user);
+        for id in among {
+            query = query.bind(*id);
+        }
+        let (tallies, liked) = query.fetch_one(&self.reader).await?;
+        let tallies: Vec<(String, i64, i64, i64, i64, i64)> = json(&tallies)?;
+        let liked: Vec<String> = json(&liked)?;
+        let tallies = tallies
+            .into_iter()
+            .map(|(id, plays, counted, seconds, first, last)| {
+                Ok(TrackTally {
+                    track_id: hex_id(&id)?,
+                    counts: Counts {
+                        plays: count(plays)?,
+                        counted: count(counted)?,
+                        completed: 0,
+                        seconds: count(seconds)?,
+                    },
+                    first: micros(first)?,
+                    last: micros(last)?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let liked = liked.iter().map(|id| hex_id(id)).collect::<StoreResult<_>>()?;
         Ok((tallies, liked))
     }
 
@@ -343,18 +392,3 @@ async fn all_time_sources(
     sources(rows)
 }
 
-async fn all_time_tracks(
-    s: &mut Transaction<'static, Sqlite>,
-    user: UserId,
-    among: &[TrackId],
-) -> StoreResult<Vec<TrackTally>> {
-    let mut sql = QueryBuilder::<Sqlite>::new(
-        "SELECT track_id, plays, counted, seconds, first_played_at AS first,
-                    last_played_at AS last
-             FROM user_track_stats WHERE user_id = ",
-    );
-    sql.push_bind(user);
-    among_tracks(&mut sql, among);
-    let rows: Vec<TrackRow> = sql.build_query_as().fetch_all(&mut **s).await?;
-    tracks(rows)
-}
