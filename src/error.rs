@@ -106,6 +106,15 @@ impl From<ApiError> for Status {
                 details.set_retry_info(Some(retry_after));
                 Status::with_error_details(Code::ResourceExhausted, message, details)
             }
+            ApiError::Store(StoreError::Overloaded) => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(Duration::from_millis(200)));
+                Status::with_error_details(
+                    Code::Unavailable,
+                    "the service is writing as fast as it can; retry shortly",
+                    details,
+                )
+            }
             ApiError::Store(err) if err.is_unavailable() => {
                 tracing::warn!(error = %chain(&err), "database unavailable");
                 database_unavailable()

@@ -239,3 +239,77 @@ async fn retention_drops_whole_monthly_partitions_on_postgres() {
          April was cut through"
     );
 }
+
+/// The tables a database sharded by listener distributes by `user_id` (OPERATIONS.md, "Sharding
+/// by user"). Citus runs no ordinary triggers on distributed tables, so none may carry one: the
+/// store's own statements keep the aggregates.
+const DISTRIBUTED: [&str; 8] = [
+    "liked_tracks",
+    "play_requests",
+    "plays",
+    "user_period_stats",
+    "user_quarter_stats",
+    "user_source_stats",
+    "user_stats",
+    "user_track_stats",
+];
+
+#[tokio::test]
+async fn no_trigger_is_on_a_table_that_sharding_distributes_on_postgres() {
+    let Some(test_db) = db::postgres().await else {
+        return;
+    };
+    let store = PgStore::connect(test_db.url(), 2)
+        .await
+        .expect("postgres connects");
+    store.migrate().await.expect("migrations");
+    // Every table with listener data is in the list, so a new one cannot slip past the check.
+    let keyed: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'user_id' AND NOT a.attisdropped
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+         ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("tables with a user_id");
+    assert_eq!(keyed, DISTRIBUTED, "the tables sharding would distribute");
+    assert_eq!(triggers_on_distributed(&store).await, []);
+    // The check sees a trigger when there is one, on a partition of plays too.
+    sqlx::raw_sql(
+        "CREATE FUNCTION test_nothing() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN RETURN NULL; END $$;
+         CREATE TRIGGER test_nothing AFTER INSERT ON user_stats
+             FOR EACH STATEMENT EXECUTE FUNCTION test_nothing();
+         CREATE TRIGGER test_nothing_part AFTER INSERT ON plays
+             FOR EACH ROW EXECUTE FUNCTION test_nothing();",
+    )
+    .execute(store.pool())
+    .await
+    .expect("triggers for the check");
+    let seen = triggers_on_distributed(&store).await;
+    assert!(seen.contains(&("user_stats".into(), "test_nothing".into())));
+    assert!(
+        seen.iter()
+            .any(|(table, name)| table.starts_with("plays_") && name == "test_nothing_part"),
+        "{seen:?}"
+    );
+}
+
+/// Every user-defined trigger on a distributed table or on a partition of plays.
+async fn triggers_on_distributed(store: &PgStore) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT c.relname::text, t.tgname::text FROM pg_trigger t
+         JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE NOT t.tgisinternal
+           AND (c.relname = ANY($1)
+                OR c.oid IN (SELECT inhrelid FROM pg_inherits
+                             WHERE inhparent = 'plays'::regclass))
+         ORDER BY 1, 2",
+    )
+    .bind(&DISTRIBUTED[..])
+    .fetch_all(store.pool())
+    .await
+    .expect("triggers")
+}

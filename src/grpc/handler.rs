@@ -6,6 +6,7 @@ use std::future::Future;
 
 use tonic::{Request, Response, Status};
 
+use super::{context::CallContext, interceptor::client_timeout};
 use crate::{auth::Principal, error::ApiResult};
 
 pub(super) type Reply<T> = Result<Response<T>, Status>;
@@ -47,6 +48,21 @@ where
         .cloned()
         .ok_or_else(|| Status::unauthenticated("missing credentials"))?;
     let caller = C::admit(verified)?;
-    let response = handler(api, caller, request.into_inner()).await?;
+    let deadline = request
+        .extensions()
+        .get::<CallContext>()
+        .zip(client_timeout(request.metadata()))
+        .map(|(context, timeout)| context.arrived + timeout);
+    let work = handler(api, caller, request.into_inner());
+    let response = match deadline {
+        // Past the deadline the client has gone: the call stops where it waits (a write still
+        // queued for its group commit is then never written).
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded("the deadline passed before the call finished")
+            })??,
+        None => work.await?,
+    };
     Ok(Response::new(response))
 }

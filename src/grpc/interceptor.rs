@@ -26,7 +26,7 @@ impl AuthInterceptor {
 }
 
 /// The client's deadline (`grpc-timeout`: digits and a unit), if it sent one.
-fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
+pub(super) fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
     let value = metadata.get("grpc-timeout")?.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     let n: u64 = digits.parse().ok()?;

@@ -177,6 +177,15 @@ async fn gauges<S: Store>(store: S) {
             .absolute(cache.hits);
         metrics::counter!("library_stats_cache_lookups_total", "result" => "miss")
             .absolute(cache.misses);
+        let writes = store.write_group_status();
+        metrics::gauge!("library_write_queue_plays").set(writes.queued_plays as f64);
+        metrics::gauge!("library_write_queue_capacity_plays").set(writes.queue_plays as f64);
+        metrics::counter!("library_write_groups_total").absolute(writes.groups);
+        metrics::counter!("library_write_group_calls_total").absolute(writes.calls);
+        metrics::counter!("library_write_group_plays_total").absolute(writes.plays);
+        metrics::counter!("library_write_calls_shed_total").absolute(writes.shed);
+        metrics::counter!("library_write_calls_abandoned_total").absolute(writes.abandoned);
+        metrics::counter!("library_write_groups_split_total").absolute(writes.split);
         match store.history_size_estimate().await {
             Ok(rows) => metrics::gauge!("library_history_rows_estimate").set(rows as f64),
             Err(e) => tracing::debug!(error = %chain(&e), "history size estimate failed"),

@@ -14,11 +14,24 @@ pub enum StoreError {
     Corrupt(String),
     #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite:")]
     UnknownUrl,
+    /// The write queue is full: the call is shed before it is queued, and may be retried.
+    #[error("too many writes are queued")]
+    Overloaded,
+    /// The store is shutting down and takes no more writes.
+    #[error("the store is stopping")]
+    Stopped,
+    /// One error answered to every call of a group commit.
+    #[error(transparent)]
+    Shared(std::sync::Arc<StoreError>),
 }
 
 impl StoreError {
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        match self {
+            Self::Unavailable(_) | Self::Stopped => true,
+            Self::Shared(e) => e.is_unavailable(),
+            _ => false,
+        }
     }
 }
 

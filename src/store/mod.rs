@@ -15,6 +15,7 @@ mod admin;
 mod cache;
 mod database;
 mod error;
+mod group;
 mod postgres;
 mod rows;
 mod snapshot;
@@ -25,6 +26,7 @@ mod types;
 pub use cache::CacheStatus;
 pub use database::{Database, DatabaseKind};
 pub use error::StoreError;
+pub use group::GroupStatus;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use stats::{AllTime, LibraryFigures, PeriodTracks, TrackCounts};
@@ -77,6 +79,9 @@ pub trait Upkeep {
     /// What the statistics' snapshot cache holds, for the metrics gauges.
     fn stats_cache_status(&self) -> CacheStatus;
 
+    /// How the group commit of plays is doing, for the metrics.
+    fn write_group_status(&self) -> GroupStatus;
+
     /// Roughly how many plays are stored, for monitoring: PostgreSQL's planner statistics, or
     /// the aggregates' exact total on SQLite.
     fn history_size_estimate(&self) -> impl Future<Output = StoreResult<u64>> + Send;
@@ -95,7 +100,8 @@ pub trait Upkeep {
 
 /// One listener's plays.
 pub trait PlayStore {
-    /// Stores the plays in order, in one transaction. A play whose `request_id` the listener has
+    /// Stores the plays in order, in one transaction (shared with concurrent calls: see
+    /// `group`), and returns once it is committed. A play whose `request_id` the listener has
     /// used before is not stored again: its result is the first play with `duplicate = true`
     /// (this holds within one call too). Concurrent calls with one `request_id` store one play.
     fn record_plays(

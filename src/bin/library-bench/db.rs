@@ -1,6 +1,7 @@
 //! The bench's own connection to the server's database, for the baselines and for seeding likes.
-//! The write baselines go through the store's own code (same statements, same tables, same
-//! triggers), so a ratio measures the service's overhead, not a different amount of work.
+//! The `record-batch` baseline goes through the store's own code (same statements, same tables),
+//! so its ratio measures the service's overhead; the `record` baseline is the database's own rate
+//! of single-play commits into a bare table, the bar a group commit has to clear.
 use std::{str::FromStr, time::Duration};
 
 use anyhow::Context;
@@ -137,6 +138,78 @@ impl Db {
             .await
             .context("vacuuming and analyzing the tables")?;
         Ok(())
+    }
+
+    /// A bare plays-shaped table for the `record` baseline: the columns and primary key of
+    /// `plays`, nothing else (no partitions, indexes, aggregates or idempotency keys), so one
+    /// insert per transaction is the rate at which the database commits single plays. Made
+    /// afresh for each run and dropped by [`Db::drop_bare_plays`].
+    pub async fn create_bare_plays(&self) -> anyhow::Result<()> {
+        let ddl = "CREATE TABLE bench_bare_plays (
+             user_id BLOB NOT NULL, played_at INTEGER NOT NULL, id BLOB NOT NULL,
+             track_id BLOB NOT NULL, played_for_seconds INTEGER NOT NULL,
+             completed BOOLEAN NOT NULL, source TEXT NOT NULL, counted BOOLEAN NOT NULL,
+             PRIMARY KEY (user_id, played_at, id))";
+        self.drop_bare_plays().await?;
+        match self {
+            Self::Postgres(pool) => sqlx::query(
+                "CREATE TABLE bench_bare_plays (
+                     user_id uuid NOT NULL, played_at timestamptz NOT NULL, id uuid NOT NULL,
+                     track_id uuid NOT NULL, played_for_seconds integer NOT NULL,
+                     completed boolean NOT NULL, source text NOT NULL, counted boolean NOT NULL,
+                     PRIMARY KEY (user_id, played_at, id))",
+            )
+            .execute(pool)
+            .await
+            .map(drop),
+            Self::Sqlite { writer, .. } => sqlx::query(ddl).execute(writer).await.map(drop),
+        }
+        .context("creating the bare plays table")
+    }
+
+    pub async fn drop_bare_plays(&self) -> anyhow::Result<()> {
+        let sql = "DROP TABLE IF EXISTS bench_bare_plays";
+        match self {
+            Self::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            Self::Sqlite { writer, .. } => sqlx::query(sql).execute(writer).await.map(drop),
+        }
+        .context("dropping the bare plays table")
+    }
+
+    /// One play in its own transaction (autocommit), into the bare table.
+    pub async fn insert_bare_play(&self, user: Uuid, row: &PlayRow) -> anyhow::Result<()> {
+        let id = Uuid::now_v7();
+        match self {
+            Self::Postgres(pool) => {
+                sqlx::query("INSERT INTO bench_bare_plays VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .bind(user)
+                    .bind(pg_time(row.played_at_micros)?)
+                    .bind(id)
+                    .bind(row.track_id)
+                    .bind(row.seconds)
+                    .bind(row.completed)
+                    .bind(&row.source)
+                    .bind(row.completed)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            }
+            Self::Sqlite { writer, .. } => {
+                sqlx::query("INSERT INTO bench_bare_plays VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                    .bind(user)
+                    .bind(row.played_at_micros)
+                    .bind(id)
+                    .bind(row.track_id)
+                    .bind(row.seconds)
+                    .bind(row.completed)
+                    .bind(&row.source)
+                    .bind(row.completed)
+                    .execute(writer)
+                    .await
+                    .map(drop)
+            }
+        }
+        .context("inserting a bare play")
     }
 
     /// Up to `n` of the tracks `user` played, drawn at random (popular and rare alike).

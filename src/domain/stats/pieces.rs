@@ -9,8 +9,9 @@ pub const QUARTER_HOUR_MICROS: i64 = 900_000_000;
 pub const DAY_MICROS: i64 = 86_400_000_000;
 /// A period's snapshot is built only once it has been over this long. A write that started
 /// before the period ended and commits within this margin is therefore always seen by the
-/// snapshot; writes into a period that is already over mark its snapshot stale (the plays
-/// triggers bump its generation). Write transactions are far shorter than this.
+/// snapshot; writes into a period that is already over mark its snapshot stale (every write of
+/// plays bumps its generation). Write transactions, group commit's wait included, are far
+/// shorter than this.
 pub const SETTLE_MICROS: i64 = 15 * 60 * 1_000_000;
 
 /// A UTC day or a UTC month of one listener's plays.

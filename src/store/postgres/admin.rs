@@ -3,7 +3,13 @@
 //! `played_at`.
 use sqlx::{Postgres, QueryBuilder};
 
-use super::PgStore;
+use super::{
+    PgStore,
+    counting::{counted_delete, tidy},
+};
+
+/// Plays deleted per transaction where retention cuts through a month.
+const PURGE_CHUNK: i64 = 10_000;
 use crate::{
     domain::{
         ListenerCount, QuarterTally, TimeRange, Timestamp, TrackErasure, TrackId, TrackLikes,
@@ -75,9 +81,10 @@ impl AdminStore for PgStore {
 
     /// Every partition that ends at or before `cutoff` is dropped whole (its plays taken out of
     /// the aggregates first, by `library_drop_play_partition`); the plays before `cutoff` in the
-    /// one partition it cuts through are deleted row by row, which the delete trigger accounts
-    /// for. Each partition goes in its own transaction, so a failure part-way leaves every figure
-    /// right and a re-run finishes the job.
+    /// one partition it cuts through are deleted by counted deletes of `PURGE_CHUNK` plays. Each
+    /// partition and each chunk goes in its own transaction, so a failure part-way leaves every
+    /// figure right and a re-run finishes the job. These statements span every listener: on a
+    /// database sharded by user they run on every shard.
     async fn purge_plays_before(&self, cutoff: Timestamp, dry_run: bool) -> StoreResult<u64> {
         if dry_run {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plays WHERE played_at < $1")
@@ -100,15 +107,27 @@ impl AdminStore for PgStore {
                 .fetch_one(&mut *tx)
                 .await?;
             tx.commit().await?;
-            self.forget_partitions();
+            self.partitions.forget();
             tracing::info!(partition = %part, plays = n, "dropped a plays partition for retention");
             deleted += count(n)?;
         }
-        let rest = sqlx::query("DELETE FROM plays WHERE played_at < $1")
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let rows = sqlx::query_as(counted_delete!(
+                "DELETE FROM plays WHERE (user_id, played_at, id) IN (
+                     SELECT user_id, played_at, id FROM plays WHERE played_at < $1 LIMIT $2)"
+            ))
             .bind(cutoff)
-            .execute(&self.pool)
+            .bind(PURGE_CHUNK)
+            .fetch_all(&mut *tx)
             .await?;
-        Ok(deleted + rest.rows_affected())
+            let n = tidy(&mut tx, rows).await?;
+            tx.commit().await?;
+            deleted += n;
+            if n < PURGE_CHUNK as u64 {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// One transaction: either every trace of the user goes, or none.
@@ -128,8 +147,7 @@ impl AdminStore for PgStore {
                 "DELETE FROM play_requests WHERE user_id = $1",
                 Some(&mut erased.requests),
             ),
-            // The delete trigger already emptied these; this makes sure nothing is left even if
-            // an aggregate row had drifted.
+            // Nothing of the listener is left to count: the aggregates go whole.
             ("DELETE FROM user_stats WHERE user_id = $1", None),
             ("DELETE FROM user_track_stats WHERE user_id = $1", None),
             ("DELETE FROM user_source_stats WHERE user_id = $1", None),
@@ -156,12 +174,14 @@ impl AdminStore for PgStore {
                 .bind(track)
                 .fetch_all(&mut *tx)
                 .await?;
-        let plays = sqlx::query("DELETE FROM plays WHERE user_id = ANY($1) AND track_id = $2")
-            .bind(&players)
-            .bind(track)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let rows = sqlx::query_as(counted_delete!(
+            "DELETE FROM plays WHERE user_id = ANY($1) AND track_id = $2"
+        ))
+        .bind(&players)
+        .bind(track)
+        .fetch_all(&mut *tx)
+        .await?;
+        let plays = tidy(&mut tx, rows).await?;
         sqlx::query("DELETE FROM play_requests WHERE user_id = ANY($1) AND track_id = $2")
             .bind(&players)
             .bind(track)

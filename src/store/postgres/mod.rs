@@ -1,17 +1,18 @@
 //! The PostgreSQL store, for production. Plays are keyed `(user_id, played_at, id)`; every query
 //! is scoped to one user and served from an index that starts with `user_id`.
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
 
-use super::{CacheStatus, PoolStatus, StoreResult, Upkeep, cache::SnapshotCache};
+use super::{
+    CacheStatus, GroupStatus, PoolStatus, StoreResult, Upkeep,
+    cache::SnapshotCache,
+    group::{GroupCommit, GroupLimits},
+};
 use crate::domain::Timestamp;
 
 mod admin;
+mod counting;
 mod likes;
 mod partitions;
 mod plays;
@@ -22,9 +23,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// Months (UTC) whose plays partition is known to exist, so that writes skip the check.
-    partitions: Arc<Mutex<HashSet<(i16, i8)>>>,
+    partitions: partitions::Partitions,
     cache: Arc<SnapshotCache>,
+    group: GroupCommit,
 }
 
 impl PgStore {
@@ -35,10 +36,24 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
+        let partitions = partitions::Partitions::default();
+        let group = GroupCommit::start(
+            plays::PgWriter {
+                pool: pool.clone(),
+                partitions: partitions.clone(),
+            },
+            // Two groups at once: one forms and travels while the other commits.
+            GroupLimits {
+                in_flight: 2,
+                group_plays: 5_000,
+                queue_plays: GroupLimits::DEFAULT_QUEUE_PLAYS,
+            },
+        );
         Ok(Self {
             pool,
-            partitions: Arc::default(),
+            partitions,
             cache: Arc::default(),
+            group,
         })
     }
 
@@ -82,6 +97,10 @@ impl Upkeep for PgStore {
 
     fn stats_cache_status(&self) -> CacheStatus {
         self.cache.status()
+    }
+
+    fn write_group_status(&self) -> GroupStatus {
+        self.group.status()
     }
 
     fn pool_status(&self) -> PoolStatus {

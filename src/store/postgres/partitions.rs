@@ -4,6 +4,13 @@
 //! so the common write pays nothing.
 use jiff::{Span, civil::Date, tz::TimeZone};
 
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
+
+use sqlx::PgPool;
+
 use super::PgStore;
 use crate::{domain::Timestamp, store::StoreResult};
 
@@ -16,23 +23,29 @@ fn month_of(t: Timestamp) -> (i16, i8) {
     (day.year(), day.month())
 }
 
-impl PgStore {
-    pub(super) fn forget_partitions(&self) {
-        self.partitions
+/// The months whose plays partition is known to exist, so that writes skip the check. Shared
+/// by the store and its group writer.
+#[derive(Clone, Default)]
+pub(super) struct Partitions(Arc<Mutex<HashSet<(i16, i8)>>>);
+
+impl Partitions {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashSet<(i16, i8)>> {
+        self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
     }
 
-    pub(super) async fn ensure_partitions(
+    pub(super) fn forget(&self) {
+        self.known().clear();
+    }
+
+    pub(super) async fn ensure(
         &self,
+        pool: &PgPool,
         times: impl IntoIterator<Item = Timestamp>,
     ) -> StoreResult<()> {
         let missing: Vec<Timestamp> = {
-            let known = self
-                .partitions
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let known = self.known();
             let mut missing: Vec<Timestamp> = Vec::new();
             for t in times {
                 let month = month_of(t);
@@ -45,20 +58,19 @@ impl PgStore {
         for t in missing {
             let created: bool = sqlx::query_scalar("SELECT library_ensure_play_partition($1)")
                 .bind(t)
-                .fetch_one(&self.pool)
+                .fetch_one(pool)
                 .await?;
             let (year, month) = month_of(t);
             if created {
                 tracing::info!(year, month, "created a plays partition");
             }
-            self.partitions
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert((year, month));
+            self.known().insert((year, month));
         }
         Ok(())
     }
+}
 
+impl PgStore {
     /// Creates the partitions of this month and the next ones ahead of time.
     pub async fn prepare_partitions(&self) -> StoreResult<()> {
         let (year, month) = month_of(Timestamp::now());
@@ -69,7 +81,7 @@ impl PgStore {
             .map(|start| Timestamp::from_jiff(start.timestamp()))
             .collect();
         // Forget what is known so that a partition dropped behind the service's back is recreated.
-        self.forget_partitions();
-        self.ensure_partitions(months).await
+        self.partitions.forget();
+        self.partitions.ensure(&self.pool, months).await
     }
 }

@@ -1,9 +1,13 @@
 //! Recording, listing and deleting one listener's plays.
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use super::PgStore;
+use super::{
+    PgStore,
+    counting::{INSERT_PLAYS, counted_delete, tidy},
+    partitions::Partitions,
+};
 use crate::{
     domain::{
         HistoryOrder, HistoryQuery, NewPlay, Play, PlayId, PlayPosition, Recorded, Timestamp,
@@ -11,14 +15,17 @@ use crate::{
     },
     store::{
         PlayStore, StoreError, StoreResult,
+        group::{GroupWrite, Job},
         rows::{KeyedPlayRow, PlayRow, count, into_plays, new_play, play_columns},
     },
 };
 
-/// A batch as columns, for `UNNEST`. A `request_id` repeated within the batch is sent once: the
-/// later items are duplicates of the first, which the second statement resolves.
-struct Batch {
-    plays: Vec<Play>,
+/// A group's plays as columns, for `UNNEST`. A `request_id` repeated within the group (by one
+/// call, or by concurrent retries that landed in one group) is sent once: the later plays are
+/// duplicates of the first, which the lookup after the insert resolves.
+#[derive(Default)]
+struct Columns {
+    users: Vec<UserId>,
     ids: Vec<PlayId>,
     track_ids: Vec<TrackId>,
     played_at: Vec<Timestamp>,
@@ -30,44 +37,64 @@ struct Batch {
     counted: Vec<bool>,
 }
 
-impl Batch {
-    fn of(user: UserId, new: &[NewPlay]) -> Self {
+impl Columns {
+    /// The columns, and each job's plays as they would be stored.
+    fn of(jobs: &[Job]) -> (Self, Vec<Vec<Play>>) {
+        let n = jobs.iter().map(|j| j.plays.len()).sum();
         let mut seen = HashSet::new();
-        let mut batch = Batch {
-            plays: Vec::with_capacity(new.len()),
-            ids: Vec::with_capacity(new.len()),
-            track_ids: Vec::with_capacity(new.len()),
-            played_at: Vec::with_capacity(new.len()),
-            seconds: Vec::with_capacity(new.len()),
-            completed: Vec::with_capacity(new.len()),
-            sources: Vec::with_capacity(new.len()),
-            request_ids: Vec::with_capacity(new.len()),
-            durations: Vec::with_capacity(new.len()),
-            counted: Vec::with_capacity(new.len()),
+        let mut c = Columns {
+            users: Vec::with_capacity(n),
+            ids: Vec::with_capacity(n),
+            track_ids: Vec::with_capacity(n),
+            played_at: Vec::with_capacity(n),
+            seconds: Vec::with_capacity(n),
+            completed: Vec::with_capacity(n),
+            sources: Vec::with_capacity(n),
+            request_ids: Vec::with_capacity(n),
+            durations: Vec::with_capacity(n),
+            counted: Vec::with_capacity(n),
         };
-        for p in new {
-            let play = new_play(user, p);
-            let key = p.request_id.as_ref().map(|k| k.as_str());
-            if key.is_some_and(|k| !seen.insert(k)) {
-                // Not sent: its id can never be returned as stored.
-                batch.plays.push(play);
-                continue;
-            }
-            batch.ids.push(play.id);
-            batch.track_ids.push(play.track_id);
-            batch.played_at.push(play.played_at);
-            // At most MAX_PLAYED_FOR_SECONDS (86,400), which fits.
-            batch.seconds.push(play.played_for_seconds as i32);
-            batch.completed.push(play.completed);
-            batch.sources.push(play.source.clone());
-            batch.request_ids.push(key.map(str::to_string));
-            batch
-                .durations
-                .push(play.track_duration_seconds.map(|d| d as i32));
-            batch.counted.push(play.counted);
-            batch.plays.push(play);
-        }
-        batch
+        let plays = jobs
+            .iter()
+            .map(|job| {
+                job.plays
+                    .iter()
+                    .map(|p| {
+                        let play = new_play(job.user, p);
+                        let key = p.request_id.as_ref().map(|k| k.as_str());
+                        if key.is_none_or(|k| seen.insert((job.user, k))) {
+                            c.push(&play, key);
+                        }
+                        play
+                    })
+                    .collect()
+            })
+            .collect();
+        (c, plays)
+    }
+
+    fn push(&mut self, play: &Play, key: Option<&str>) {
+        self.users.push(play.user_id);
+        self.ids.push(play.id);
+        self.track_ids.push(play.track_id);
+        self.played_at.push(play.played_at);
+        // At most MAX_PLAYED_FOR_SECONDS (86,400), which fits.
+        self.seconds.push(play.played_for_seconds as i32);
+        self.completed.push(play.completed);
+        self.sources.push(play.source.clone());
+        self.request_ids.push(key.map(str::to_string));
+        self.durations
+            .push(play.track_duration_seconds.map(|d| d as i32));
+        self.counted.push(play.counted);
+    }
+
+    /// Every listener of the group, once: the statement names them (routing on a sharded
+    /// database).
+    fn listeners(&self) -> Vec<UserId> {
+        let mut users = self.users.clone();
+        users.sort_unstable();
+        users.dedup();
+        users
     }
 }
 
@@ -77,121 +104,151 @@ fn is_missing_partition(e: &sqlx::Error) -> bool {
         .is_some_and(|db| db.code().as_deref() == Some("23514") && db.constraint().is_none())
 }
 
-/// One statement stores a whole batch: the idempotency keys are claimed and the plays inserted
-/// from arrays (`UNNEST`), so 1000 plays cost one round trip, and the aggregate triggers run once
-/// per statement. A play whose key was already claimed (by an earlier call or a concurrent one,
-/// which `ON CONFLICT` waits for) is not inserted; a second statement then reads the first plays
-/// of those keys. The benchmark's baseline runs this same statement.
-pub const INSERT_PLAYS: &str = "WITH input AS (
-         SELECT * FROM UNNEST($2::uuid[], $3::uuid[], $4::timestamptz[], $5::int4[],
-                              $6::bool[], $7::text[], $8::text[], $9::int4[], $10::bool[])
-             AS t(id, track_id, played_at, played_for_seconds, completed, source, request_id,
-                  track_duration_seconds, counted)
-     ),
-     claimed AS (
-         INSERT INTO play_requests
-             (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed,
-              source, track_duration_seconds, counted)
-         SELECT $1, request_id, id, track_id, played_at, played_for_seconds, completed, source,
-                track_duration_seconds, counted
-         FROM input WHERE request_id IS NOT NULL
-         -- One order for every caller: concurrent batches sharing keys wait for each other
-         -- instead of deadlocking.
-         ORDER BY request_id
-         ON CONFLICT (user_id, request_id) DO NOTHING
-         RETURNING play_id
-     )
-     INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source,
-                        track_duration_seconds, counted)
-     SELECT $1, played_at, id, track_id, played_for_seconds, completed, source,
-            track_duration_seconds, counted
-     FROM input WHERE request_id IS NULL OR id IN (SELECT play_id FROM claimed)
-     RETURNING id";
+/// Two groups (or a group and a delete) that met on the same aggregate rows in different
+/// orders: PostgreSQL aborts one, which is then simply run again.
+fn is_deadlock(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|db| db.code().as_deref() == Some("40P01"))
+}
 
-impl PgStore {
-    async fn insert_batch(&self, user: UserId, batch: &Batch) -> Result<Vec<PlayId>, sqlx::Error> {
+/// Times a group is run again after a deadlock before its error is returned.
+const DEADLOCK_RETRIES: usize = 3;
+
+/// What the group commit writes with: the pool and the known partitions, without the rest of
+/// the store (which holds the group commit).
+#[derive(Clone)]
+pub(super) struct PgWriter {
+    pub(super) pool: PgPool,
+    pub(super) partitions: Partitions,
+}
+
+impl PgWriter {
+    async fn insert(&self, c: &Columns, listeners: &[UserId]) -> Result<Vec<PlayId>, sqlx::Error> {
         sqlx::query_scalar(INSERT_PLAYS)
-            .bind(user)
-            .bind(&batch.ids)
-            .bind(&batch.track_ids)
-            .bind(&batch.played_at)
-            .bind(&batch.seconds)
-            .bind(&batch.completed)
-            .bind(&batch.sources)
-            .bind(&batch.request_ids)
-            .bind(&batch.durations)
-            .bind(&batch.counted)
+            .bind(&c.users)
+            .bind(&c.ids)
+            .bind(&c.track_ids)
+            .bind(&c.played_at)
+            .bind(&c.seconds)
+            .bind(&c.completed)
+            .bind(&c.sources)
+            .bind(&c.request_ids)
+            .bind(&c.durations)
+            .bind(&c.counted)
+            .bind(listeners)
             .fetch_all(&self.pool)
             .await
     }
 
+    /// The group's one statement: again after a missing partition (another instance's
+    /// retention dropped a month this one still believed existed) or a deadlock.
+    async fn insert_retrying(&self, c: &Columns) -> StoreResult<Vec<PlayId>> {
+        let listeners = c.listeners();
+        self.partitions
+            .ensure(&self.pool, c.played_at.iter().copied())
+            .await?;
+        let mut deadlocks = 0;
+        loop {
+            match self.insert(c, &listeners).await {
+                Err(e) if is_missing_partition(&e) => {
+                    self.partitions.forget();
+                    self.partitions
+                        .ensure(&self.pool, c.played_at.iter().copied())
+                        .await?;
+                    return Ok(self.insert(c, &listeners).await?);
+                }
+                Err(e) if is_deadlock(&e) && deadlocks < DEADLOCK_RETRIES => deadlocks += 1,
+                stored => return Ok(stored?),
+            }
+        }
+    }
+
     /// The first plays recorded under these keys.
-    async fn first_plays(&self, user: UserId, keys: &[&str]) -> StoreResult<HashMap<String, Play>> {
+    async fn first_plays(
+        &self,
+        keys: &[(UserId, &str)],
+    ) -> StoreResult<HashMap<(UserId, String), Play>> {
+        let (users, ids): (Vec<UserId>, Vec<&str>) = keys.iter().copied().unzip();
+        let mut listeners = users.clone();
+        listeners.sort_unstable();
+        listeners.dedup();
         let rows: Vec<KeyedPlayRow> = sqlx::query_as(
-            "SELECT request_id, user_id, play_id AS id, track_id, played_at, played_for_seconds, completed,
-                    source, track_duration_seconds, counted
-             FROM play_requests WHERE user_id = $1 AND request_id = ANY($2)",
+            "SELECT r.request_id, r.user_id, r.play_id AS id, r.track_id, r.played_at,
+                    r.played_for_seconds, r.completed, r.source, r.track_duration_seconds,
+                    r.counted
+             FROM play_requests r JOIN UNNEST($1::uuid[], $2::text[]) AS k(user_id, request_id)
+                  ON r.user_id = k.user_id AND r.request_id = k.request_id
+             WHERE r.user_id = ANY($3)",
         )
-        .bind(user)
-        .bind(keys)
+        .bind(&users)
+        .bind(&ids)
+        .bind(&listeners)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|r| Ok((r.request_id, r.play.into_play()?)))
+            .map(|r| {
+                let play = r.play.into_play()?;
+                Ok(((play.user_id, r.request_id), play))
+            })
+            .collect()
+    }
+}
+
+impl GroupWrite for PgWriter {
+    async fn write_group(&self, jobs: &[Job]) -> StoreResult<Vec<Vec<Recorded>>> {
+        let (columns, plays) = Columns::of(jobs);
+        let stored: HashSet<PlayId> = self.insert_retrying(&columns).await?.into_iter().collect();
+        let missing: Vec<(UserId, &str)> = jobs
+            .iter()
+            .zip(&plays)
+            .flat_map(|(job, plays)| {
+                job.plays
+                    .iter()
+                    .zip(plays)
+                    .map(|(p, play)| (job.user, p, play))
+            })
+            .filter(|(_, _, play)| !stored.contains(&play.id))
+            .filter_map(|(user, p, _)| p.request_id.as_ref().map(|k| (user, k.as_str())))
+            .collect();
+        let firsts = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            self.first_plays(&missing).await?
+        };
+        jobs.iter()
+            .zip(plays)
+            .map(|(job, plays)| {
+                job.plays
+                    .iter()
+                    .zip(plays)
+                    .map(|(p, play)| {
+                        if stored.contains(&play.id) {
+                            return Ok(Recorded {
+                                play,
+                                duplicate: false,
+                            });
+                        }
+                        let first = p
+                            .request_id
+                            .as_ref()
+                            .and_then(|k| firsts.get(&(job.user, k.as_str().to_string())))
+                            .ok_or_else(|| {
+                                StoreError::Corrupt("a claimed request_id has no record".into())
+                            })?;
+                        Ok(Recorded {
+                            play: first.clone(),
+                            duplicate: true,
+                        })
+                    })
+                    .collect()
+            })
             .collect()
     }
 }
 
 impl PlayStore for PgStore {
     async fn record_plays(&self, user: UserId, plays: Vec<NewPlay>) -> StoreResult<Vec<Recorded>> {
-        let batch = Batch::of(user, &plays);
-        self.ensure_partitions(batch.played_at.iter().copied())
-            .await?;
-        let stored = match self.insert_batch(user, &batch).await {
-            // Another instance's retention dropped a month this one still believed existed.
-            Err(e) if is_missing_partition(&e) => {
-                self.forget_partitions();
-                self.ensure_partitions(batch.played_at.iter().copied())
-                    .await?;
-                self.insert_batch(user, &batch).await?
-            }
-            stored => stored?,
-        };
-        let stored: HashSet<PlayId> = stored.into_iter().collect();
-        let missing: Vec<&str> = plays
-            .iter()
-            .zip(&batch.plays)
-            .filter(|(_, play)| !stored.contains(&play.id))
-            .filter_map(|(p, _)| p.request_id.as_ref().map(|k| k.as_str()))
-            .collect();
-        let firsts = if missing.is_empty() {
-            HashMap::new()
-        } else {
-            self.first_plays(user, &missing).await?
-        };
-        plays
-            .iter()
-            .zip(batch.plays)
-            .map(|(p, play)| {
-                if stored.contains(&play.id) {
-                    return Ok(Recorded {
-                        play,
-                        duplicate: false,
-                    });
-                }
-                let first = p
-                    .request_id
-                    .as_ref()
-                    .and_then(|k| firsts.get(k.as_str()))
-                    .ok_or_else(|| {
-                        StoreError::Corrupt("a claimed request_id has no record".into())
-                    })?;
-                Ok(Recorded {
-                    play: first.clone(),
-                    duplicate: true,
-                })
-            })
-            .collect()
+        self.group.record(user, plays).await
     }
 
     async fn history_page(
@@ -249,12 +306,17 @@ impl PlayStore for PgStore {
     }
 
     async fn delete_play(&self, user: UserId, play: PlayId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM plays WHERE user_id = $1 AND id = $2")
-            .bind(user)
-            .bind(play)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query_as(counted_delete!(
+            "DELETE FROM plays WHERE user_id = $1 AND id = $2"
+        ))
+        .bind(user)
+        .bind(play)
+        .fetch_all(&mut *tx)
+        .await?;
+        let deleted = tidy(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(deleted > 0)
     }
 
     async fn clear_history(
@@ -265,7 +327,7 @@ impl PlayStore for PgStore {
     ) -> StoreResult<u64> {
         if dry_run {
             let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM plays WHERE user_id = $1 AND ($2::timestamptz IS NULL OR played_at < $2)",
+                "SELECT COUNT(*) FROM plays WHERE user_id = $1 AND played_at < COALESCE($2, 'infinity')",
             )
             .bind(user)
             .bind(before)
@@ -273,13 +335,16 @@ impl PlayStore for PgStore {
             .await?;
             return count(n);
         }
-        let done = sqlx::query(
-            "DELETE FROM plays WHERE user_id = $1 AND ($2::timestamptz IS NULL OR played_at < $2)",
-        )
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query_as(counted_delete!(
+            "DELETE FROM plays WHERE user_id = $1 AND played_at < COALESCE($2, 'infinity')"
+        ))
         .bind(user)
         .bind(before)
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(done.rows_affected())
+        let deleted = tidy(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(deleted)
     }
 }

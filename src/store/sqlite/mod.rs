@@ -10,7 +10,10 @@ use sqlx::{
 };
 
 use super::{
-    CacheStatus, PoolStatus, StoreError, StoreResult, Upkeep, cache::SnapshotCache, rows::count,
+    CacheStatus, GroupStatus, PoolStatus, StoreError, StoreResult, Upkeep,
+    cache::SnapshotCache,
+    group::{GroupCommit, GroupLimits},
+    rows::count,
 };
 use crate::domain::Timestamp;
 
@@ -30,6 +33,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
     cache: Arc<SnapshotCache>,
+    group: GroupCommit,
 }
 
 impl SqliteStore {
@@ -59,10 +63,22 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
+        let group = GroupCommit::start(
+            plays::SqliteWriter {
+                writer: writer.clone(),
+            },
+            // One writer: a second group would only wait for it.
+            GroupLimits {
+                in_flight: 1,
+                group_plays: 5_000,
+                queue_plays: GroupLimits::DEFAULT_QUEUE_PLAYS,
+            },
+        );
         Ok(Self {
             reader,
             writer,
             cache: Arc::default(),
+            group,
         })
     }
 
@@ -130,6 +146,10 @@ impl Upkeep for SqliteStore {
 
     fn stats_cache_status(&self) -> CacheStatus {
         self.cache.status()
+    }
+
+    fn write_group_status(&self) -> GroupStatus {
+        self.group.status()
     }
 
     fn pool_status(&self) -> PoolStatus {

@@ -1,5 +1,5 @@
 //! Recording, listing and deleting one listener's plays.
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::SqliteStore;
 use crate::{
@@ -9,104 +9,131 @@ use crate::{
     },
     store::{
         PlayStore, StoreResult,
+        group::{GroupWrite, Job},
         rows::{PlayRow, count, into_plays, new_play, play_columns},
         stats::period_key,
     },
 };
 
-impl PlayStore for SqliteStore {
-    /// Through the single writer, one statement per play: SQLite has no round trip to save, and
-    /// a key seen earlier in the same batch is found by the next lookup.
-    async fn record_plays(&self, user: UserId, plays: Vec<NewPlay>) -> StoreResult<Vec<Recorded>> {
-        let mut tx = self.write().await?;
+/// The single writer, as the group commit drives it: a group is one `BEGIN IMMEDIATE`
+/// transaction, one statement per play (SQLite has no round trip to save, and a key seen
+/// earlier in the group is found by the next lookup).
+#[derive(Clone)]
+pub(super) struct SqliteWriter {
+    pub(super) writer: SqlitePool,
+}
+
+impl GroupWrite for SqliteWriter {
+    async fn write_group(&self, jobs: &[Job]) -> StoreResult<Vec<Vec<Recorded>>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let now = Timestamp::now();
-        let mut results = Vec::with_capacity(plays.len());
-        for p in &plays {
-            if let Some(request_id) = &p.request_id {
-                let first: Option<PlayRow> = sqlx::query_as(
-                    "SELECT user_id, play_id AS id, track_id, played_at, played_for_seconds, completed,
-                            source, track_duration_seconds, counted
-                     FROM play_requests WHERE user_id = ? AND request_id = ?",
-                )
-                .bind(user)
-                .bind(request_id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(first) = first {
-                    results.push(Recorded {
-                        play: first.into_play()?,
-                        duplicate: true,
-                    });
-                    continue;
-                }
-            }
-            let play = new_play(user, p);
-            sqlx::query(
-                "INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source,
-                                    recorded_at, track_duration_seconds, counted)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(user)
-            .bind(play.played_at)
-            .bind(play.id)
-            .bind(play.track_id)
-            .bind(i64::from(play.played_for_seconds))
-            .bind(play.completed)
-            .bind(&play.source)
-            .bind(now)
-            .bind(play.track_duration_seconds.map(i64::from))
-            .bind(play.counted)
-            .execute(&mut *tx)
-            .await?;
-            if let Some(request_id) = &p.request_id {
-                sqlx::query(
-                    "INSERT INTO play_requests
-                       (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed,
-                        source, created_at, track_duration_seconds, counted)
-                     SELECT user_id, ?, id, track_id, played_at, played_for_seconds, completed, source,
-                            ?, track_duration_seconds, counted
-                     FROM plays WHERE user_id = ? AND played_at = ? AND id = ?",
-                )
-                .bind(request_id.as_str())
-                .bind(now)
-                .bind(user)
-                .bind(play.played_at)
-                .bind(play.id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            results.push(Recorded {
-                play,
-                duplicate: false,
-            });
-        }
-        // The snapshots of the finished days and months that gained plays are stale from now
-        // on, in this transaction; once per period, where a row trigger would do it per play.
-        let mut stale: Vec<Period> = results
-            .iter()
-            .filter(|r| !r.duplicate)
-            .flat_map(|r| Period::holding(r.play.played_at))
-            .filter(|period| period.end() <= now)
-            .collect();
-        stale.sort_unstable();
-        stale.dedup();
-        for period in stale {
-            let (kind, start) = period_key(period);
-            sqlx::query(
-                "INSERT INTO user_period_stats (user_id, period_kind, period_start, generation)
-                 VALUES (?, ?, ?, 1)
-                 ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
-                 SET generation = generation + 1, built_generation = NULL,
-                     tracks = NULL, sources = NULL, quarters = NULL",
-            )
-            .bind(user)
-            .bind(kind)
-            .bind(start)
-            .execute(&mut *tx)
-            .await?;
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            results.push(record_into(&mut tx, job.user, &job.plays, now).await?);
         }
         tx.commit().await?;
         Ok(results)
+    }
+}
+
+/// Stores one call's plays in the writer's open transaction.
+async fn record_into(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    plays: &[NewPlay],
+    now: Timestamp,
+) -> StoreResult<Vec<Recorded>> {
+    let mut results = Vec::with_capacity(plays.len());
+    for p in plays {
+        if let Some(request_id) = &p.request_id {
+            let first: Option<PlayRow> = sqlx::query_as(
+                "SELECT user_id, play_id AS id, track_id, played_at, played_for_seconds, completed,
+                        source, track_duration_seconds, counted
+                 FROM play_requests WHERE user_id = ? AND request_id = ?",
+            )
+            .bind(user)
+            .bind(request_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(first) = first {
+                results.push(Recorded {
+                    play: first.into_play()?,
+                    duplicate: true,
+                });
+                continue;
+            }
+        }
+        let play = new_play(user, p);
+        sqlx::query(
+            "INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source,
+                                recorded_at, track_duration_seconds, counted)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user)
+        .bind(play.played_at)
+        .bind(play.id)
+        .bind(play.track_id)
+        .bind(i64::from(play.played_for_seconds))
+        .bind(play.completed)
+        .bind(&play.source)
+        .bind(now)
+        .bind(play.track_duration_seconds.map(i64::from))
+        .bind(play.counted)
+        .execute(&mut *conn)
+        .await?;
+        if let Some(request_id) = &p.request_id {
+            sqlx::query(
+                "INSERT INTO play_requests
+                   (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed,
+                    source, created_at, track_duration_seconds, counted)
+                 SELECT user_id, ?, id, track_id, played_at, played_for_seconds, completed, source,
+                        ?, track_duration_seconds, counted
+                 FROM plays WHERE user_id = ? AND played_at = ? AND id = ?",
+            )
+            .bind(request_id.as_str())
+            .bind(now)
+            .bind(user)
+            .bind(play.played_at)
+            .bind(play.id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        results.push(Recorded {
+            play,
+            duplicate: false,
+        });
+    }
+    // The snapshots of the finished days and months that gained plays are stale from now
+    // on, in this transaction; once per period, where a row trigger would do it per play.
+    let mut stale: Vec<Period> = results
+        .iter()
+        .filter(|r| !r.duplicate)
+        .flat_map(|r| Period::holding(r.play.played_at))
+        .filter(|period| period.end() <= now)
+        .collect();
+    stale.sort_unstable();
+    stale.dedup();
+    for period in stale {
+        let (kind, start) = period_key(period);
+        sqlx::query(
+            "INSERT INTO user_period_stats (user_id, period_kind, period_start, generation)
+             VALUES (?, ?, ?, 1)
+             ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
+             SET generation = generation + 1, built_generation = NULL,
+                 tracks = NULL, sources = NULL, quarters = NULL",
+        )
+        .bind(user)
+        .bind(kind)
+        .bind(start)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(results)
+}
+
+impl PlayStore for SqliteStore {
+    async fn record_plays(&self, user: UserId, plays: Vec<NewPlay>) -> StoreResult<Vec<Recorded>> {
+        self.group.record(user, plays).await
     }
 
     async fn history_page(

@@ -174,7 +174,10 @@ impl StatsSql for SqliteStore {
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let liked = liked.iter().map(|id| hex_id(id)).collect::<StoreResult<_>>()?;
+        let liked = liked
+            .iter()
+            .map(|id| hex_id(id))
+            .collect::<StoreResult<_>>()?;
         Ok((tallies, liked))
     }
 
@@ -391,4 +394,3 @@ async fn all_time_sources(
     .await?;
     sources(rows)
 }
-

@@ -1,0 +1,259 @@
+//! Group commit. Concurrent writes of plays (`RecordPlay`, `RecordPlays`, `ImportHistory`), from
+//! any listeners, are written together: while one group commits, the calls that arrive queue,
+//! and the next group takes all of them (up to a size) into one transaction. A lone call waits
+//! for nobody; many concurrent calls share a few commits instead of paying one each. Every
+//! caller is answered after the commit that holds its plays, so an acknowledged play is durable.
+//!
+//! The queue is bounded in plays: a call that would overfill it is shed at once
+//! ([`StoreError::Overloaded`]). A caller that gave up while queued (its deadline passed, so the
+//! API layer dropped the call) is left out of the next group: its plays are not written. One
+//! whose group is already committing may still be stored; its `request_id` makes a retry safe.
+//!
+//! When a group fails for any reason but the database being unreachable, each of its calls is
+//! written again on its own, so one call's bad luck is nobody else's.
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+use super::{StoreError, StoreResult};
+use crate::domain::{NewPlay, Recorded, UserId};
+
+/// One call's plays, as a group holds them.
+pub struct Job {
+    pub user: UserId,
+    pub plays: Vec<NewPlay>,
+}
+
+/// What a backend does with a group: store every job's plays in one transaction and give each
+/// job its results, in order (see `PlayStore::record_plays` for what a result says).
+pub trait GroupWrite: Clone + Send + Sync + 'static {
+    fn write_group(
+        &self,
+        jobs: &[Job],
+    ) -> impl Future<Output = StoreResult<Vec<Vec<Recorded>>>> + Send;
+}
+
+/// How a store groups its writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLimits {
+    /// Groups committing at once. One keeps a single writer busy (SQLite); two let a
+    /// PostgreSQL group form and travel while the one before it commits.
+    pub in_flight: usize,
+    /// Plays in one group at most (a call is never split).
+    pub group_plays: usize,
+    /// Plays queued or committing at most; beyond it calls are shed.
+    pub queue_plays: usize,
+}
+
+impl GroupLimits {
+    pub const DEFAULT_QUEUE_PLAYS: usize = 8_000;
+}
+
+/// Counters for the metrics.
+#[derive(Debug, Default)]
+pub struct GroupCounters {
+    pub groups: AtomicU64,
+    pub calls: AtomicU64,
+    pub plays: AtomicU64,
+    pub shed: AtomicU64,
+    pub abandoned: AtomicU64,
+    pub split: AtomicU64,
+}
+
+/// What the metrics show of the group commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub groups: u64,
+    pub calls: u64,
+    pub plays: u64,
+    pub shed: u64,
+    pub abandoned: u64,
+    pub split: u64,
+    pub queued_plays: u64,
+    pub queue_plays: u64,
+}
+
+struct Queued {
+    job: Job,
+    reply: oneshot::Sender<StoreResult<Vec<Recorded>>>,
+    /// The job's room in the queue, given back once it is answered.
+    _room: OwnedSemaphorePermit,
+}
+
+/// The handle calls go through; cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    queue: mpsc::UnboundedSender<Queued>,
+    room: Arc<Semaphore>,
+    limits: GroupLimits,
+    counters: Arc<GroupCounters>,
+}
+
+impl GroupCommit {
+    /// Starts the task that forms groups; it ends when the last handle is dropped.
+    pub fn start<W: GroupWrite>(writer: W, limits: GroupLimits) -> Self {
+        let limits = GroupLimits {
+            in_flight: limits.in_flight.max(1),
+            group_plays: limits.group_plays.max(1),
+            queue_plays: limits.queue_plays.clamp(1, Semaphore::MAX_PERMITS),
+        };
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let counters = Arc::new(GroupCounters::default());
+        tokio::spawn(form_groups(writer, jobs, limits, counters.clone()));
+        Self {
+            queue,
+            room: Arc::new(Semaphore::new(limits.queue_plays)),
+            limits,
+            counters,
+        }
+    }
+
+    /// Queues one call's plays and waits for the commit that holds them.
+    pub async fn record(&self, user: UserId, plays: Vec<NewPlay>) -> StoreResult<Vec<Recorded>> {
+        if plays.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A call larger than the whole queue waits for an empty queue rather than never fitting.
+        let need = u32::try_from(plays.len().min(self.limits.queue_plays)).unwrap_or(u32::MAX);
+        let room = match self.room.clone().try_acquire_many_owned(need) {
+            Ok(room) => room,
+            Err(_) => {
+                self.counters.shed.fetch_add(1, Ordering::Relaxed);
+                return Err(StoreError::Overloaded);
+            }
+        };
+        let (reply, answer) = oneshot::channel();
+        let queued = Queued {
+            job: Job { user, plays },
+            reply,
+            _room: room,
+        };
+        if self.queue.send(queued).is_err() {
+            return Err(StoreError::Stopped);
+        }
+        answer.await.unwrap_or(Err(StoreError::Stopped))
+    }
+
+    pub fn status(&self) -> GroupStatus {
+        let c = &self.counters;
+        let free = self.room.available_permits();
+        GroupStatus {
+            groups: c.groups.load(Ordering::Relaxed),
+            calls: c.calls.load(Ordering::Relaxed),
+            plays: c.plays.load(Ordering::Relaxed),
+            shed: c.shed.load(Ordering::Relaxed),
+            abandoned: c.abandoned.load(Ordering::Relaxed),
+            split: c.split.load(Ordering::Relaxed),
+            queued_plays: (self.limits.queue_plays.saturating_sub(free)) as u64,
+            queue_plays: self.limits.queue_plays as u64,
+        }
+    }
+}
+
+async fn form_groups<W: GroupWrite>(
+    writer: W,
+    mut jobs: mpsc::UnboundedReceiver<Queued>,
+    limits: GroupLimits,
+    counters: Arc<GroupCounters>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.in_flight));
+    let mut next: Option<Queued> = None;
+    loop {
+        // Waiting for a slot first is what makes groups: calls pile up while every slot commits.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let first = match next.take() {
+            Some(job) => job,
+            None => match jobs.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let mut plays = first.job.plays.len();
+        let mut group = vec![first];
+        while plays < limits.group_plays {
+            match jobs.try_recv() {
+                Ok(job) if plays + job.job.plays.len() > limits.group_plays => {
+                    next = Some(job);
+                    break;
+                }
+                Ok(job) => {
+                    plays += job.job.plays.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        // A caller that is gone (its deadline passed while queued) is not written for.
+        let before = group.len();
+        group.retain(|q| !q.reply.is_closed());
+        let abandoned = (before - group.len()) as u64;
+        counters.abandoned.fetch_add(abandoned, Ordering::Relaxed);
+        if group.is_empty() {
+            continue;
+        }
+        let (writer, counters) = (writer.clone(), counters.clone());
+        tokio::spawn(async move {
+            commit(&writer, group, &counters).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn commit<W: GroupWrite>(writer: &W, group: Vec<Queued>, counters: &GroupCounters) {
+    let (jobs, replies): (Vec<Job>, Vec<_>) = group
+        .into_iter()
+        .map(|q| (q.job, (q.reply, q._room)))
+        .unzip();
+    counters.groups.fetch_add(1, Ordering::Relaxed);
+    counters
+        .calls
+        .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+    counters.plays.fetch_add(
+        jobs.iter().map(|j| j.plays.len() as u64).sum(),
+        Ordering::Relaxed,
+    );
+    match writer.write_group(&jobs).await {
+        Ok(results) if results.len() == jobs.len() => {
+            for ((reply, _room), result) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok(result));
+            }
+        }
+        Ok(_) => {
+            for (reply, _room) in replies {
+                let _ = reply.send(Err(StoreError::Corrupt(
+                    "a group's results do not match its calls".into(),
+                )));
+            }
+        }
+        // Nothing was written, and nothing would be now: every caller gets the same answer.
+        Err(e) if e.is_unavailable() || jobs.len() == 1 => {
+            let e = Arc::new(e);
+            for (reply, _room) in replies {
+                let _ = reply.send(Err(StoreError::Shared(e.clone())));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::error::chain(&e), calls = jobs.len(),
+                "a group failed; writing its calls one by one");
+            counters.split.fetch_add(1, Ordering::Relaxed);
+            for (job, (reply, _room)) in jobs.into_iter().zip(replies) {
+                let result = writer
+                    .write_group(std::slice::from_ref(&job))
+                    .await
+                    .and_then(|mut r| {
+                        r.pop()
+                            .ok_or_else(|| StoreError::Corrupt("a call without results".into()))
+                    });
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
