@@ -1,5 +1,6 @@
 //! Operating the service: health that follows the database, start-up while the database is down,
-//! retention, the purge command, metrics, call logs, and SIGTERM with calls in flight.
+//! retention, the purge command, metrics, call logs, SIGTERM with calls in flight, and SIGKILL
+//! under write load from 64 listeners.
 #[path = "support/mod.rs"]
 mod support;
 
@@ -623,4 +624,147 @@ async fn sigterm_ends_open_streams_and_loses_no_acknowledged_write() {
         }
     }
     assert!(total > 0);
+}
+
+/// Each listener's aggregates that differ from a recount of their plays (none, when exact).
+const AGGREGATE_DRIFT: &str = "SELECT
+    (SELECT count(*) FROM (
+         SELECT user_id, count(*) AS plays, count(*) FILTER (WHERE counted) AS counted,
+                count(*) FILTER (WHERE completed) AS completed,
+                sum(played_for_seconds) AS seconds, count(DISTINCT track_id) AS tracks,
+                min(played_at) AS first, max(played_at) AS last
+         FROM plays GROUP BY user_id) r
+     FULL JOIN user_stats u USING (user_id)
+     WHERE (r.plays, r.counted, r.completed, r.seconds, r.tracks, r.first, r.last)
+           IS DISTINCT FROM (u.plays, u.counted, u.completed, u.seconds, u.tracks,
+                             u.first_played_at, u.last_played_at))
+  + (SELECT count(*) FROM (
+         SELECT user_id, track_id, count(*) AS plays, count(*) FILTER (WHERE counted) AS counted,
+                sum(played_for_seconds) AS seconds, min(played_at) AS first,
+                max(played_at) AS last
+         FROM plays GROUP BY 1, 2) r
+     FULL JOIN user_track_stats t USING (user_id, track_id)
+     WHERE (r.plays, r.counted, r.seconds, r.first, r.last)
+           IS DISTINCT FROM (t.plays, t.counted, t.seconds, t.first_played_at, t.last_played_at))
+  + (SELECT count(*) FROM (
+         SELECT user_id, source, count(*) AS plays, count(*) FILTER (WHERE counted) AS counted,
+                count(*) FILTER (WHERE completed) AS completed, sum(played_for_seconds) AS seconds
+         FROM plays GROUP BY 1, 2) r
+     FULL JOIN user_source_stats s USING (user_id, source)
+     WHERE (r.plays, r.counted, r.completed, r.seconds)
+           IS DISTINCT FROM (s.plays, s.counted, s.completed, s.seconds))
+  + (SELECT count(*) FROM (
+         SELECT user_id, date_bin('15 minutes', played_at, timestamptz 'epoch') AS quarter_start,
+                count(*) AS plays, count(*) FILTER (WHERE counted) AS counted,
+                count(*) FILTER (WHERE completed) AS completed, sum(played_for_seconds) AS seconds
+         FROM plays GROUP BY 1, 2) r
+     FULL JOIN user_quarter_stats q USING (user_id, quarter_start)
+     WHERE (r.plays, r.counted, r.completed, r.seconds)
+           IS DISTINCT FROM (q.plays, q.counted, q.completed, q.seconds))";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_from_64_listeners_loses_and_duplicates_no_acknowledged_play() {
+    let Some(test_db) = db::postgres().await else {
+        return;
+    };
+    let server = |url: &str| {
+        let mut cmd = binary();
+        cmd.env("DATABASE_URL", url)
+            .env("LIBRARY_JWT_SECRET", SECRET)
+            .env("LIBRARY_JWT_ISSUER", ISSUER)
+            .env("LIBRARY_JWT_AUDIENCE", AUDIENCE)
+            .env("LIBRARY_RATE_WRITES_PER_MINUTE", "1000000");
+        cmd
+    };
+    let (mut served, channel) = Served::start(server(test_db.url()), &[]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    // 64 listeners, one call in flight each, every play with its own request_id. A writer stops
+    // at its first failure (the kill) and keeps that call's key to retry after the restart.
+    let writers: Vec<_> = (0..64)
+        .map(|w| {
+            let stop = stop.clone();
+            let mut client = LibraryServiceClient::new(channel.clone());
+            tokio::spawn(async move {
+                let user = Uuid::new_v4();
+                let token = session_token(user);
+                let mut acknowledged = Vec::new();
+                for key in 0.. {
+                    let request_id = format!("w{w}-{key}");
+                    let request = with_token(record_one(request_id.clone()), &token);
+                    match client.record_play(request).await {
+                        Ok(r) => {
+                            acknowledged.push((request_id, r.into_inner().play.expect("play").id))
+                        }
+                        Err(_) => return (user, acknowledged, Some(request_id)),
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+                (user, acknowledged, None)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    served.child.kill().expect("SIGKILL");
+    let _ = served.child.wait();
+    stop.store(true, Ordering::Relaxed);
+    let mut results = Vec::new();
+    for writer in writers {
+        results.push(writer.await.expect("writer"));
+    }
+    let acknowledged_total: usize = results.iter().map(|(_, a, _)| a.len()).sum();
+    assert!(
+        acknowledged_total > 64,
+        "load ran: {acknowledged_total} plays"
+    );
+
+    let (_restarted, channel) = Served::start(server(test_db.url()), &[]).await;
+    let mut client = LibraryServiceClient::new(channel);
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(test_db.url())
+        .await
+        .expect("the database");
+    for (user, mut acknowledged, in_flight) in results {
+        // The call cut off by the kill, retried with its key: stored once whether or not its
+        // group had committed.
+        if let Some(request_id) = in_flight {
+            let token = session_token(user);
+            let retried = client
+                .record_play(with_token(record_one(request_id.clone()), &token))
+                .await
+                .expect("the retry after the restart")
+                .into_inner();
+            acknowledged.push((request_id, retried.play.expect("play").id));
+        }
+        let mut stored: Vec<(String, Uuid)> = sqlx::query_as(
+            "SELECT r.request_id, p.id FROM plays p
+             JOIN play_requests r ON r.user_id = p.user_id AND r.play_id = p.id
+             WHERE p.user_id = $1",
+        )
+        .bind(user)
+        .fetch_all(&mut db)
+        .await
+        .expect("plays");
+        stored.sort();
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM plays WHERE user_id = $1")
+            .bind(user)
+            .fetch_one(&mut db)
+            .await
+            .expect("count");
+        let mut expected: Vec<(String, Uuid)> = acknowledged
+            .into_iter()
+            .map(|(key, id)| (key, id.parse().expect("uuid")))
+            .collect();
+        expected.sort();
+        assert_eq!(
+            stored, expected,
+            "every acknowledged play, once, and no other"
+        );
+        assert_eq!(count as usize, expected.len(), "no play without its key");
+    }
+    let drift: i64 = sqlx::query_scalar(AGGREGATE_DRIFT)
+        .fetch_one(&mut db)
+        .await
+        .expect("recount");
+    assert_eq!(drift, 0, "every aggregate equals a recount of the plays");
 }
