@@ -102,6 +102,15 @@ impl AdminStore for PgStore {
         let mut deleted = 0u64;
         for part in whole {
             let mut tx = self.pool.begin().await?;
+            // First, so that no write can add plays to the partition between the counting of
+            // its plays out of the aggregates and its drop (they would vanish uncounted). A
+            // write waiting for it then finds no partition and creates it again. The name is
+            // a regclass's text, quoted as SQL needs it.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "LOCK TABLE {part} IN ACCESS EXCLUSIVE MODE"
+            )))
+            .execute(&mut *tx)
+            .await?;
             let n: i64 = sqlx::query_scalar("SELECT library_drop_play_partition($1::regclass)")
                 .bind(&part)
                 .fetch_one(&mut *tx)
