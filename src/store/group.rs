@@ -257,3 +257,6 @@ async fn commit<W: GroupWrite>(writer: &W, group: Vec<Queued>, counters: &GroupC
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,301 @@
+//! The group commit's own rules, with a writer that the tests hold and release: when groups
+//! form, what is shed, who is left out, and who gets which answer when a group fails.
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::Semaphore;
+
+use super::*;
+use crate::domain::{Play, PlayId, PlaySource, Timestamp, TrackId};
+
+/// Writes nothing anywhere: it logs each group's calls (by listener), waits for a permit of
+/// `gate` per group, and fails every group holding `bad`'s call.
+#[derive(Clone)]
+struct Held {
+    gate: Arc<Semaphore>,
+    groups: Arc<Mutex<Vec<Vec<UserId>>>>,
+    bad: Option<UserId>,
+    unreachable: bool,
+}
+
+impl Held {
+    fn new() -> Self {
+        Self {
+            gate: Arc::new(Semaphore::new(0)),
+            groups: Arc::default(),
+            bad: None,
+            unreachable: false,
+        }
+    }
+
+    fn groups(&self) -> Vec<Vec<UserId>> {
+        self.groups.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Lets every group through from now on.
+    fn open(&self) {
+        self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    }
+}
+
+impl GroupWrite for Held {
+    async fn write_group(&self, jobs: &[Job]) -> StoreResult<Vec<Vec<Recorded>>> {
+        if let Ok(permit) = self.gate.acquire().await {
+            permit.forget();
+        }
+        if let Ok(mut groups) = self.groups.lock() {
+            groups.push(jobs.iter().map(|j| j.user).collect());
+        }
+        if self.unreachable {
+            return Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut));
+        }
+        if jobs.iter().any(|j| Some(j.user) == self.bad) {
+            return Err(StoreError::Corrupt("a constraint".into()));
+        }
+        Ok(jobs
+            .iter()
+            .map(|j| {
+                j.plays
+                    .iter()
+                    .map(|p| Recorded {
+                        play: Play {
+                            id: PlayId::new_v7(),
+                            user_id: j.user,
+                            track_id: p.track_id,
+                            played_at: p.played_at,
+                            played_for_seconds: p.played_for_seconds,
+                            completed: p.completed,
+                            source: p.source.as_str().to_string(),
+                            track_duration_seconds: None,
+                            counted: true,
+                        },
+                        duplicate: false,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+fn plays(n: usize) -> Vec<NewPlay> {
+    (0..n)
+        .map(|_| NewPlay {
+            track_id: TrackId::from_uuid(uuid::Uuid::new_v4()),
+            played_for_seconds: 30,
+            completed: true,
+            source: PlaySource::parse("album").expect("a valid source"),
+            played_at: Timestamp::now(),
+            request_id: None,
+            track_duration_seconds: None,
+            counted: true,
+        })
+        .collect()
+}
+
+fn listener() -> UserId {
+    UserId::from_uuid(uuid::Uuid::new_v4())
+}
+
+fn limits(queue_plays: usize) -> GroupLimits {
+    GroupLimits {
+        in_flight: 1,
+        group_plays: 100,
+        queue_plays,
+    }
+}
+
+/// Waits for the group commit to reach a state the test can see (its status).
+async fn until(what: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if what() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the group commit did not get there in 1 s");
+}
+
+#[tokio::test]
+async fn calls_that_arrive_while_a_group_commits_share_the_next_one() {
+    let writer = Held::new();
+    let group = GroupCommit::start(writer.clone(), limits(1000));
+    let lone = listener();
+    let first = tokio::spawn({
+        let group = group.clone();
+        async move { group.record(lone, plays(1)).await }
+    });
+    until(|| group.status().calls == 1).await;
+    let others: Vec<UserId> = (0..10).map(|_| listener()).collect();
+    let waiting: Vec<_> = others
+        .iter()
+        .map(|&user| {
+            let group = group.clone();
+            tokio::spawn(async move { group.record(user, plays(2)).await })
+        })
+        .collect();
+    until(|| group.status().queued_plays == 21).await;
+    writer.open();
+    let first = first
+        .await
+        .expect("the call ran")
+        .expect("the lone call is written");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].play.user_id, lone);
+    for (user, call) in others.iter().zip(waiting) {
+        let recorded = call.await.expect("the call ran").expect("written");
+        assert_eq!(recorded.len(), 2, "each caller gets its own plays");
+        assert!(recorded.iter().all(|r| r.play.user_id == *user));
+    }
+    let groups = writer.groups();
+    assert_eq!(
+        groups.len(),
+        2,
+        "one group for the lone call, one for the ten: {groups:?}"
+    );
+    assert_eq!(groups[0], vec![lone]);
+    assert_eq!(groups[1], others);
+    let status = group.status();
+    assert_eq!((status.groups, status.calls, status.plays), (2, 11, 21));
+    assert_eq!(status.queued_plays, 0, "every call's room is given back");
+}
+
+#[tokio::test]
+async fn a_call_that_would_overfill_the_queue_is_shed_at_once() {
+    let writer = Held::new();
+    let group = GroupCommit::start(writer.clone(), limits(5));
+    let committing = tokio::spawn({
+        let group = group.clone();
+        async move { group.record(listener(), plays(3)).await }
+    });
+    until(|| group.status().calls == 1).await;
+    let queued = tokio::spawn({
+        let group = group.clone();
+        async move { group.record(listener(), plays(2)).await }
+    });
+    until(|| group.status().queued_plays == 5).await;
+    let shed = group.record(listener(), plays(1)).await;
+    assert!(matches!(shed, Err(StoreError::Overloaded)), "{shed:?}");
+    assert_eq!(group.status().shed, 1);
+    writer.open();
+    committing.await.expect("ran").expect("written");
+    queued.await.expect("ran").expect("written");
+    // With the queue drained there is room again.
+    let again = group.record(listener(), plays(5)).await.expect("written");
+    assert_eq!(again.len(), 5);
+    // A call larger than the whole queue waits for an empty queue instead of never fitting.
+    let large = group.record(listener(), plays(8)).await.expect("written");
+    assert_eq!(large.len(), 8);
+}
+
+#[tokio::test]
+async fn a_caller_gone_while_queued_is_left_out_of_the_group() {
+    let writer = Held::new();
+    let group = GroupCommit::start(writer.clone(), limits(1000));
+    let (first, gone, later) = (listener(), listener(), listener());
+    let committing = tokio::spawn({
+        let group = group.clone();
+        async move { group.record(first, plays(1)).await }
+    });
+    until(|| group.status().calls == 1).await;
+    let timed_out =
+        tokio::time::timeout(Duration::from_millis(20), group.record(gone, plays(1))).await;
+    assert!(
+        timed_out.is_err(),
+        "the call stays queued while the group commits"
+    );
+    let queued = tokio::spawn({
+        let group = group.clone();
+        async move { group.record(later, plays(1)).await }
+    });
+    // The first call's room, the abandoned call's (given back when it is dropped) and this one.
+    until(|| group.status().queued_plays == 3).await;
+    writer.open();
+    committing.await.expect("ran").expect("written");
+    queued.await.expect("ran").expect("written");
+    assert_eq!(writer.groups(), vec![vec![first], vec![later]]);
+    assert_eq!(group.status().abandoned, 1);
+    assert_eq!(group.status().queued_plays, 0);
+}
+
+#[tokio::test]
+async fn a_group_failing_for_one_call_is_written_again_call_by_call() {
+    let mut writer = Held::new();
+    let (good, bad, also_good) = (listener(), listener(), listener());
+    writer.bad = Some(bad);
+    let group = GroupCommit::start(writer.clone(), limits(1000));
+    let blocker = tokio::spawn({
+        let group = group.clone();
+        async move { group.record(listener(), plays(1)).await }
+    });
+    until(|| group.status().calls == 1).await;
+    let calls: Vec<_> = [good, bad, also_good]
+        .into_iter()
+        .map(|user| {
+            let group = group.clone();
+            tokio::spawn(async move { group.record(user, plays(1)).await })
+        })
+        .collect();
+    until(|| group.status().queued_plays == 4).await;
+    writer.open();
+    blocker.await.expect("ran").expect("written");
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.expect("ran"));
+    }
+    assert_eq!(answers[0].as_ref().expect("written")[0].play.user_id, good);
+    assert!(
+        matches!(answers[1], Err(StoreError::Corrupt(_))),
+        "{:?}",
+        answers[1]
+    );
+    assert_eq!(
+        answers[2].as_ref().expect("written")[0].play.user_id,
+        also_good
+    );
+    let groups = writer.groups();
+    assert_eq!(groups[1], vec![good, bad, also_good], "first together");
+    assert_eq!(
+        groups[2..],
+        [vec![good], vec![bad], vec![also_good]],
+        "then one by one"
+    );
+    assert_eq!(group.status().split, 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_every_callers_answer_without_retrying_each() {
+    let mut writer = Held::new();
+    writer.unreachable = true;
+    let group = GroupCommit::start(writer.clone(), limits(1000));
+    let blocker = tokio::spawn({
+        let group = group.clone();
+        async move { group.record(listener(), plays(1)).await }
+    });
+    until(|| group.status().calls == 1).await;
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let group = group.clone();
+            tokio::spawn(async move { group.record(listener(), plays(1)).await })
+        })
+        .collect();
+    until(|| group.status().queued_plays == 4).await;
+    writer.open();
+    assert!(
+        blocker
+            .await
+            .expect("ran")
+            .is_err_and(|e| e.is_unavailable())
+    );
+    for call in calls {
+        let answer = call.await.expect("ran");
+        assert!(answer.is_err_and(|e| e.is_unavailable()));
+    }
+    assert_eq!(
+        writer.groups().len(),
+        2,
+        "no call is written again on its own"
+    );
+    assert_eq!(group.status().split, 0);
+}
