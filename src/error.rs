@@ -107,13 +107,7 @@ impl From<ApiError> for Status {
                 Status::with_error_details(Code::ResourceExhausted, message, details)
             }
             ApiError::Store(StoreError::Overloaded) => {
-                let mut details = ErrorDetails::new();
-                details.set_retry_info(Some(Duration::from_millis(200)));
-                Status::with_error_details(
-                    Code::Unavailable,
-                    "the service is writing as fast as it can; retry shortly",
-                    details,
-                )
+                shed("the service is writing as fast as it can; retry shortly")
             }
             ApiError::Store(err) if err.is_unavailable() => {
                 tracing::warn!(error = %chain(&err), "database unavailable");
@@ -130,6 +124,15 @@ impl From<ApiError> for Status {
             ApiError::Status(status) => status,
         }
     }
+}
+
+/// UNAVAILABLE with a short RetryInfo: a call refused because the server has more work than
+/// it can answer in time (too many calls in flight, a write queue full or too slow). Nothing
+/// of it was done.
+pub fn shed(message: &str) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_retry_info(Some(Duration::from_millis(200)));
+    Status::with_error_details(Code::Unavailable, message, details)
 }
 
 /// UNAVAILABLE with a RetryInfo: the database cannot be reached, the call may be retried.

@@ -240,6 +240,10 @@ async fn calls_beyond_the_in_flight_cap_are_shed_but_health_still_answers() {
         .await
         .expect_err("over the cap");
     assert_eq!(shed.code(), Code::Unavailable, "{shed:?}");
+    assert!(
+        shed.get_details_retry_info().is_some(),
+        "a shed call says when to come back: {shed:?}"
+    );
     let mut health = HealthClient::new(app.channel().await);
     health
         .check(HealthCheckRequest::default())

@@ -1,7 +1,10 @@
 //! ImportHistory: a client stream of batches, each validated and committed as it arrives, so an
-//! import of any size runs in the memory of one batch.
+//! import of any size runs in the memory of a few batches. Up to [`BATCHES_IN_FLIGHT`] batches
+//! are written at once while the next ones are read: the group commit puts them in one group,
+//! or in groups committing side by side, instead of one round trip and one commit after another.
 use std::collections::HashMap;
 
+use tokio::task::JoinSet;
 use tonic::Streaming;
 
 use super::{
@@ -9,14 +12,17 @@ use super::{
 };
 use crate::{
     auth::{Access, Principal},
-    domain::{MAX_PLAYS_PER_CALL, NewPlay, RequestId, Timestamp, UserId},
+    domain::{MAX_PLAYS_PER_CALL, NewPlay, Recorded, RequestId, Timestamp, UserId},
     error::{ApiError, ApiResult},
     pb,
-    store::Store,
+    store::{Store, StoreResult},
 };
 
 /// Positions of refused plays reported per reason.
 const MAX_POSITIONS: usize = 10;
+
+/// Batches of one import being written at once.
+const BATCHES_IN_FLIGHT: usize = 8;
 
 #[derive(Default)]
 struct Rejections(HashMap<String, (u64, Vec<u64>)>);
@@ -64,9 +70,12 @@ pub(super) async fn import<S: Store>(
     let mut listener: Option<(String, UserId)> = None;
     let mut summary = pb::ImportHistorySummary::default();
     let mut rejections = Rejections::default();
+    // Dropped with the call (an error, the client gone, shutdown): the batches still queued
+    // are then left out of their groups, and one already committing may still be stored.
+    let mut writing = JoinSet::new();
     loop {
-        // Each batch is committed as it comes, so ending here at shutdown loses nothing: a
-        // re-run stores only what is missing.
+        // Every stored batch is committed, so ending here at shutdown loses nothing: a re-run
+        // (every play has a request_id, its own or a natural key) stores only what is missing.
         let next = tokio::select! {
             next = stream.message() => next?,
             () = api.drain.clone().ended() => return Err(shutting_down().into()),
@@ -120,16 +129,14 @@ pub(super) async fn import<S: Store>(
         if valid.is_empty() {
             continue;
         }
-        let recorded = api.store.record_plays(user, valid).await?;
-        let fresh = recorded.iter().filter(|r| !r.duplicate).count() as u64;
-        metrics::counter!("library_plays_recorded_total").increment(fresh);
-        for r in recorded {
-            if r.duplicate {
-                summary.duplicate_count += 1;
-            } else {
-                summary.imported_count += 1;
-            }
+        while writing.len() >= BATCHES_IN_FLIGHT {
+            tally(writing.join_next().await, &mut summary)?;
         }
+        let store = api.store.clone();
+        writing.spawn(async move { store.import_plays(user, valid).await });
+    }
+    while let Some(done) = writing.join_next().await {
+        tally(Some(done), &mut summary)?;
     }
     if listener.is_none() {
         // An empty import still needs a caller allowed to write.
@@ -139,4 +146,19 @@ pub(super) async fn import<S: Store>(
         summary.received_count - summary.imported_count - summary.duplicate_count;
     summary.rejections = rejections.into_proto();
     Ok(summary)
+}
+
+/// Counts a written batch into the summary.
+fn tally(
+    done: Option<Result<StoreResult<Vec<Recorded>>, tokio::task::JoinError>>,
+    summary: &mut pb::ImportHistorySummary,
+) -> ApiResult<()> {
+    let Some(done) = done else { return Ok(()) };
+    let recorded =
+        done.map_err(|e| ApiError::Internal(format!("an import batch failed: {e}")))??;
+    let fresh = recorded.iter().filter(|r| !r.duplicate).count() as u64;
+    metrics::counter!("library_plays_recorded_total").increment(fresh);
+    summary.imported_count += fresh;
+    summary.duplicate_count += recorded.len() as u64 - fresh;
+    Ok(())
 }

@@ -18,7 +18,7 @@ use std::{
 
 use http::HeaderValue;
 use http_body::{Body as HttpBody, Frame};
-use tonic::{Code, Status, body::Body};
+use tonic::{Code, body::Body};
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
@@ -186,7 +186,7 @@ where
             call._in_flight = Some(InFlight(self.in_flight.clone()));
             if before >= self.max_in_flight {
                 call.finish(Code::Unavailable);
-                let shed = Status::unavailable("the server is overloaded; retry with backoff");
+                let shed = crate::error::shed("the server is overloaded; retry with backoff");
                 return Box::pin(async move { Ok(shed.into_http()) });
             }
         }

@@ -4,10 +4,20 @@
 //! for nobody; many concurrent calls share a few commits instead of paying one each. Every
 //! caller is answered after the commit that holds its plays, so an acknowledged play is durable.
 //!
-//! The queue is bounded in plays: a call that would overfill it is shed at once
-//! ([`StoreError::Overloaded`]). A caller that gave up while queued (its deadline passed, so the
-//! API layer dropped the call) is left out of the next group: its plays are not written. One
-//! whose group is already committing may still be stored; its `request_id` makes a retry safe.
+//! The queue is bounded twice. In plays: a call that would overfill it is shed at once
+//! ([`StoreError::Overloaded`]), which bounds memory. In time: a live call (`RecordPlay`,
+//! `RecordPlays`) is shed at once when more live calls wait than a floor and more live plays
+//! wait than the store has lately been committing in [`GroupLimits::max_wait`] ([`pace`]), so
+//! that under more load than the database can take, the calls it takes are answered quickly
+//! and the rest are told at once to come back, instead of every call waiting longer and longer.
+//! A closed loop of callers (each waiting for its answer before it sends again) smaller than the
+//! floor is never shed by it. Bulk calls (`ImportHistory` batches, whose caller bounds how many it queues) wait
+//! their turn instead, and live calls go ahead of them, except that every group takes the oldest
+//! bulk call, so an import is slowed by live load but never starved by it ([`queues`]).
+//!
+//! A caller that gave up while queued (its deadline passed, so the API layer dropped the call)
+//! is left out of the next group: its plays are not written. One whose group is already
+//! committing may still be stored; its `request_id` makes a retry safe.
 //!
 //! When a group fails for any reason but the database being unreachable, each of its calls is
 //! written again on its own, so one call's bad luck is nobody else's.
@@ -17,12 +27,19 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::{StoreError, StoreResult};
 use crate::domain::{NewPlay, Recorded, UserId};
+
+mod pace;
+mod queues;
+
+use pace::Pace;
+use queues::Queues;
 
 /// One call's plays, as a group holds them.
 pub struct Job {
@@ -49,10 +66,33 @@ pub struct GroupLimits {
     pub group_plays: usize,
     /// Plays queued or committing at most; beyond it calls are shed.
     pub queue_plays: usize,
+    /// The wait a live call should not exceed: live calls are shed once more live plays wait
+    /// than the store lately commits in this long.
+    pub max_wait: Duration,
+    /// Live calls that may always wait, however slow the last commits were and however many
+    /// plays they carry: a closed loop of up to this many callers (each waiting for its answer
+    /// before it sends again), or a burst of retries, is never shed.
+    pub live_floor_calls: u64,
 }
 
 impl GroupLimits {
-    pub const DEFAULT_QUEUE_PLAYS: usize = 8_000;
+    /// A few groups' worth, and room for an import's batches beside live calls.
+    pub const DEFAULT_QUEUE_PLAYS: usize = 16_000;
+    /// Leaves an accepted call time to commit, and a shed one time to come back, within the
+    /// 100 ms a player would wait.
+    pub const DEFAULT_MAX_WAIT: Duration = Duration::from_millis(25);
+    /// Half the server's default cap on calls in flight, and well above the 64 calls in
+    /// flight of the benchmark's closed loop.
+    pub const DEFAULT_LIVE_FLOOR_CALLS: u64 = 256;
+}
+
+/// How long a call will wait in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// A player or a listener is waiting: shed after [`GroupLimits::max_wait`].
+    Live,
+    /// One of many batches of an import: waits its turn, behind live calls.
+    Bulk,
 }
 
 /// Counters for the metrics.
@@ -64,6 +104,9 @@ pub struct GroupCounters {
     pub shed: AtomicU64,
     pub abandoned: AtomicU64,
     pub split: AtomicU64,
+    /// Live calls, and their plays, queued and not yet in a group.
+    waiting_calls: AtomicU64,
+    waiting_plays: AtomicU64,
 }
 
 /// What the metrics show of the group commit.
@@ -81,6 +124,7 @@ pub struct GroupStatus {
 
 struct Queued {
     job: Job,
+    patience: Patience,
     reply: oneshot::Sender<StoreResult<Vec<Recorded>>>,
     /// The job's room in the queue, given back once it is answered.
     _room: OwnedSemaphorePermit,
@@ -89,10 +133,12 @@ struct Queued {
 /// The handle calls go through; cheap to clone.
 #[derive(Clone)]
 pub struct GroupCommit {
-    queue: mpsc::UnboundedSender<Queued>,
+    live: mpsc::UnboundedSender<Queued>,
+    bulk: mpsc::UnboundedSender<Queued>,
     room: Arc<Semaphore>,
     limits: GroupLimits,
     counters: Arc<GroupCounters>,
+    pace: Arc<Pace>,
 }
 
 impl GroupCommit {
@@ -102,22 +148,53 @@ impl GroupCommit {
             in_flight: limits.in_flight.max(1),
             group_plays: limits.group_plays.max(1),
             queue_plays: limits.queue_plays.clamp(1, Semaphore::MAX_PERMITS),
+            max_wait: limits.max_wait,
+            live_floor_calls: limits.live_floor_calls.max(1),
         };
-        let (queue, jobs) = mpsc::unbounded_channel();
+        let (live, live_jobs) = mpsc::unbounded_channel();
+        let (bulk, bulk_jobs) = mpsc::unbounded_channel();
         let counters = Arc::new(GroupCounters::default());
-        tokio::spawn(form_groups(writer, jobs, limits, counters.clone()));
+        let queues = Queues {
+            live: live_jobs,
+            bulk: bulk_jobs,
+            held: None,
+        };
+        let pace = Arc::new(Pace::default());
+        tokio::spawn(form_groups(
+            writer,
+            queues,
+            limits,
+            counters.clone(),
+            pace.clone(),
+        ));
         Self {
-            queue,
+            live,
+            bulk,
             room: Arc::new(Semaphore::new(limits.queue_plays)),
             limits,
             counters,
+            pace,
         }
     }
 
     /// Queues one call's plays and waits for the commit that holds them.
-    pub async fn record(&self, user: UserId, plays: Vec<NewPlay>) -> StoreResult<Vec<Recorded>> {
+    pub async fn record(
+        &self,
+        user: UserId,
+        plays: Vec<NewPlay>,
+        patience: Patience,
+    ) -> StoreResult<Vec<Recorded>> {
         if plays.is_empty() {
             return Ok(Vec::new());
+        }
+        if patience == Patience::Live {
+            let calls = self.counters.waiting_calls.load(Ordering::Relaxed);
+            let waiting = self.counters.waiting_plays.load(Ordering::Relaxed);
+            let budget = self.pace.plays_within(self.limits.max_wait);
+            if calls >= self.limits.live_floor_calls && waiting + plays.len() as u64 > budget {
+                self.counters.shed.fetch_add(1, Ordering::Relaxed);
+                return Err(StoreError::Overloaded);
+            }
         }
         // A call larger than the whole queue waits for an empty queue rather than never fitting.
         let need = u32::try_from(plays.len().min(self.limits.queue_plays)).unwrap_or(u32::MAX);
@@ -129,12 +206,23 @@ impl GroupCommit {
             }
         };
         let (reply, answer) = oneshot::channel();
+        let queue = match patience {
+            Patience::Live => {
+                self.counters.waiting_calls.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .waiting_plays
+                    .fetch_add(plays.len() as u64, Ordering::Relaxed);
+                &self.live
+            }
+            Patience::Bulk => &self.bulk,
+        };
         let queued = Queued {
             job: Job { user, plays },
+            patience,
             reply,
             _room: room,
         };
-        if self.queue.send(queued).is_err() {
+        if queue.send(queued).is_err() {
             return Err(StoreError::Stopped);
         }
         answer.await.unwrap_or(Err(StoreError::Stopped))
@@ -158,39 +246,26 @@ impl GroupCommit {
 
 async fn form_groups<W: GroupWrite>(
     writer: W,
-    mut jobs: mpsc::UnboundedReceiver<Queued>,
+    mut queues: Queues,
     limits: GroupLimits,
     counters: Arc<GroupCounters>,
+    pace: Arc<Pace>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.in_flight));
-    let mut next: Option<Queued> = None;
     loop {
         // Waiting for a slot first is what makes groups: calls pile up while every slot commits.
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let first = match next.take() {
-            Some(job) => job,
-            None => match jobs.recv().await {
-                Some(job) => job,
-                None => return,
-            },
+        let Some(mut group) = queues.group(limits.group_plays).await else {
+            return;
         };
-        let mut plays = first.job.plays.len();
-        let mut group = vec![first];
-        while plays < limits.group_plays {
-            match jobs.try_recv() {
-                Ok(job) if plays + job.job.plays.len() > limits.group_plays => {
-                    next = Some(job);
-                    break;
-                }
-                Ok(job) => {
-                    plays += job.job.plays.len();
-                    group.push(job);
-                }
-                Err(_) => break,
-            }
-        }
+        let (calls, plays) = group
+            .iter()
+            .filter(|q| q.patience == Patience::Live)
+            .fold((0, 0), |(c, p), q| (c + 1, p + q.job.plays.len() as u64));
+        counters.waiting_calls.fetch_sub(calls, Ordering::Relaxed);
+        counters.waiting_plays.fetch_sub(plays, Ordering::Relaxed);
         // A caller that is gone (its deadline passed while queued) is not written for.
         let before = group.len();
         group.retain(|q| !q.reply.is_closed());
@@ -199,9 +274,11 @@ async fn form_groups<W: GroupWrite>(
         if group.is_empty() {
             continue;
         }
-        let (writer, counters) = (writer.clone(), counters.clone());
+        let (writer, counters, pace) = (writer.clone(), counters.clone(), pace.clone());
         tokio::spawn(async move {
+            let plays = group.iter().map(|q| q.job.plays.len() as u64).sum();
             commit(&writer, group, &counters).await;
+            pace.committed(plays);
             drop(slot);
         });
     }

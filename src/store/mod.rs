@@ -110,6 +110,14 @@ pub trait PlayStore {
         plays: Vec<NewPlay>,
     ) -> impl Future<Output = StoreResult<Vec<Recorded>>> + Send;
 
+    /// Stores one batch of an import as `record_plays` does, but as bulk: behind live calls,
+    /// and never shed for waiting long (the import bounds how many batches it queues).
+    fn import_plays(
+        &self,
+        user: UserId,
+        plays: Vec<NewPlay>,
+    ) -> impl Future<Output = StoreResult<Vec<Recorded>>> + Send;
+
     /// Up to `limit` plays matching `query`, in its order, strictly after `after`.
     fn history_page(
         &self,

@@ -59,6 +59,12 @@ pub struct Args {
     /// Give every play of `record-batch` a request_id (idempotent sync), on both sides.
     #[arg(long)]
     pub batch_request_ids: bool,
+    /// `overload`: how long calls are sent at twice the measured capacity, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub overload_seconds: u64,
+    /// Plays of the one ImportHistory stream in `import`.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub import_plays: usize,
     /// Plays seeded for the `stream` and `stats` user.
     #[arg(long, default_value_t = 1_000_000)]
     pub stream_plays: usize,
@@ -113,6 +119,8 @@ pub struct Args {
 pub enum Scenario {
     Record,
     RecordBatch,
+    Import,
+    Overload,
     Stream,
     Stats,
     CheckLiked,

@@ -41,6 +41,8 @@ async fn main() -> anyhow::Result<()> {
         match scenario {
             Scenario::Record => scenario::record::run(&ctx, &mut report).await,
             Scenario::RecordBatch => scenario::record_batch::run(&ctx, &mut report).await,
+            Scenario::Import => scenario::import::run(&ctx, &mut report).await,
+            Scenario::Overload => scenario::overload::run(&ctx, &mut report).await,
             Scenario::Stream | Scenario::Stats => {
                 let user = match big_user {
                     Some(user) => user,

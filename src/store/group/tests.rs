@@ -103,6 +103,8 @@ fn limits(queue_plays: usize) -> GroupLimits {
         in_flight: 1,
         group_plays: 100,
         queue_plays,
+        max_wait: Duration::from_secs(10),
+        live_floor_calls: 1000,
     }
 }
 
@@ -124,7 +126,7 @@ async fn calls_that_arrive_while_a_group_commits_share_the_next_one() {
     let lone = listener();
     let first = tokio::spawn({
         let group = group.clone();
-        async move { group.record(lone, plays(1)).await }
+        async move { group.record(lone, plays(1), Patience::Live).await }
     });
     until(|| group.status().calls == 1).await;
     let others: Vec<UserId> = (0..10).map(|_| listener()).collect();
@@ -132,7 +134,7 @@ async fn calls_that_arrive_while_a_group_commits_share_the_next_one() {
         .iter()
         .map(|&user| {
             let group = group.clone();
-            tokio::spawn(async move { group.record(user, plays(2)).await })
+            tokio::spawn(async move { group.record(user, plays(2), Patience::Live).await })
         })
         .collect();
     until(|| group.status().queued_plays == 21).await;
@@ -167,25 +169,31 @@ async fn a_call_that_would_overfill_the_queue_is_shed_at_once() {
     let group = GroupCommit::start(writer.clone(), limits(5));
     let committing = tokio::spawn({
         let group = group.clone();
-        async move { group.record(listener(), plays(3)).await }
+        async move { group.record(listener(), plays(3), Patience::Live).await }
     });
     until(|| group.status().calls == 1).await;
     let queued = tokio::spawn({
         let group = group.clone();
-        async move { group.record(listener(), plays(2)).await }
+        async move { group.record(listener(), plays(2), Patience::Live).await }
     });
     until(|| group.status().queued_plays == 5).await;
-    let shed = group.record(listener(), plays(1)).await;
+    let shed = group.record(listener(), plays(1), Patience::Live).await;
     assert!(matches!(shed, Err(StoreError::Overloaded)), "{shed:?}");
     assert_eq!(group.status().shed, 1);
     writer.open();
     committing.await.expect("ran").expect("written");
     queued.await.expect("ran").expect("written");
     // With the queue drained there is room again.
-    let again = group.record(listener(), plays(5)).await.expect("written");
+    let again = group
+        .record(listener(), plays(5), Patience::Live)
+        .await
+        .expect("written");
     assert_eq!(again.len(), 5);
     // A call larger than the whole queue waits for an empty queue instead of never fitting.
-    let large = group.record(listener(), plays(8)).await.expect("written");
+    let large = group
+        .record(listener(), plays(8), Patience::Live)
+        .await
+        .expect("written");
     assert_eq!(large.len(), 8);
 }
 
@@ -196,18 +204,21 @@ async fn a_caller_gone_while_queued_is_left_out_of_the_group() {
     let (first, gone, later) = (listener(), listener(), listener());
     let committing = tokio::spawn({
         let group = group.clone();
-        async move { group.record(first, plays(1)).await }
+        async move { group.record(first, plays(1), Patience::Live).await }
     });
     until(|| group.status().calls == 1).await;
-    let timed_out =
-        tokio::time::timeout(Duration::from_millis(20), group.record(gone, plays(1))).await;
+    let timed_out = tokio::time::timeout(
+        Duration::from_millis(20),
+        group.record(gone, plays(1), Patience::Live),
+    )
+    .await;
     assert!(
         timed_out.is_err(),
         "the call stays queued while the group commits"
     );
     let queued = tokio::spawn({
         let group = group.clone();
-        async move { group.record(later, plays(1)).await }
+        async move { group.record(later, plays(1), Patience::Live).await }
     });
     // The first call's room, the abandoned call's (given back when it is dropped) and this one.
     until(|| group.status().queued_plays == 3).await;
@@ -227,14 +238,14 @@ async fn a_group_failing_for_one_call_is_written_again_call_by_call() {
     let group = GroupCommit::start(writer.clone(), limits(1000));
     let blocker = tokio::spawn({
         let group = group.clone();
-        async move { group.record(listener(), plays(1)).await }
+        async move { group.record(listener(), plays(1), Patience::Live).await }
     });
     until(|| group.status().calls == 1).await;
     let calls: Vec<_> = [good, bad, also_good]
         .into_iter()
         .map(|user| {
             let group = group.clone();
-            tokio::spawn(async move { group.record(user, plays(1)).await })
+            tokio::spawn(async move { group.record(user, plays(1), Patience::Live).await })
         })
         .collect();
     until(|| group.status().queued_plays == 4).await;
@@ -271,13 +282,13 @@ async fn an_unreachable_database_is_every_callers_answer_without_retrying_each()
     let group = GroupCommit::start(writer.clone(), limits(1000));
     let blocker = tokio::spawn({
         let group = group.clone();
-        async move { group.record(listener(), plays(1)).await }
+        async move { group.record(listener(), plays(1), Patience::Live).await }
     });
     until(|| group.status().calls == 1).await;
     let calls: Vec<_> = (0..3)
         .map(|_| {
             let group = group.clone();
-            tokio::spawn(async move { group.record(listener(), plays(1)).await })
+            tokio::spawn(async move { group.record(listener(), plays(1), Patience::Live).await })
         })
         .collect();
     until(|| group.status().queued_plays == 4).await;
@@ -298,4 +309,83 @@ async fn an_unreachable_database_is_every_callers_answer_without_retrying_each()
         "no call is written again on its own"
     );
     assert_eq!(group.status().split, 0);
+}
+
+#[tokio::test]
+async fn a_live_call_is_shed_at_once_when_more_live_calls_wait_than_may_and_a_bulk_one_waits() {
+    let writer = Held::new();
+    // Nothing has committed yet, so no plays may wait beyond the floor of one live call.
+    let group = GroupCommit::start(
+        writer.clone(),
+        GroupLimits {
+            live_floor_calls: 1,
+            ..limits(1000)
+        },
+    );
+    let (first, waiting, bulk) = (listener(), listener(), listener());
+    let committing = tokio::spawn({
+        let group = group.clone();
+        async move { group.record(first, plays(1), Patience::Live).await }
+    });
+    until(|| group.status().calls == 1).await;
+    let queued: Vec<_> = [(waiting, 2, Patience::Live), (bulk, 5, Patience::Bulk)]
+        .into_iter()
+        .map(|(user, n, patience)| {
+            let group = group.clone();
+            tokio::spawn(async move { group.record(user, plays(n), patience).await })
+        })
+        .collect();
+    until(|| group.status().queued_plays == 8).await;
+    let shed = group.record(listener(), plays(1), Patience::Live).await;
+    assert!(matches!(shed, Err(StoreError::Overloaded)), "{shed:?}");
+    writer.open();
+    committing.await.expect("ran").expect("written");
+    for call in queued {
+        call.await.expect("ran").expect("written");
+    }
+    assert_eq!(writer.groups(), vec![vec![first], vec![bulk, waiting]]);
+    assert_eq!(group.status().shed, 1);
+    // With the queue drained a live call waits for nobody, however large.
+    let alone = group.record(listener(), plays(50), Patience::Live).await;
+    assert_eq!(alone.expect("written").len(), 50);
+}
+
+#[tokio::test]
+async fn live_calls_go_ahead_of_bulk_ones_but_every_group_takes_the_oldest_bulk_call() {
+    let writer = Held::new();
+    let group = GroupCommit::start(
+        writer.clone(),
+        GroupLimits {
+            group_plays: 3,
+            ..limits(1000)
+        },
+    );
+    let committing = tokio::spawn({
+        let group = group.clone();
+        async move { group.record(listener(), plays(1), Patience::Live).await }
+    });
+    until(|| group.status().calls == 1).await;
+    let mut order = Vec::new();
+    let mut calls = Vec::new();
+    // Queued in this order: three bulk calls, then four live ones.
+    for patience in [Patience::Bulk; 3].into_iter().chain([Patience::Live; 4]) {
+        let user = listener();
+        order.push(user);
+        let handle = group.clone();
+        calls.push(tokio::spawn(async move {
+            handle.record(user, plays(1), patience).await
+        }));
+        let queued = order.len() as u64 + 1;
+        until(|| group.status().queued_plays == queued).await;
+    }
+    writer.open();
+    committing.await.expect("ran").expect("written");
+    for call in calls {
+        call.await.expect("ran").expect("written");
+    }
+    let (b, l) = (&order[..3], &order[3..]);
+    assert_eq!(
+        writer.groups()[1..],
+        [vec![b[0], l[0], l[1]], vec![b[1], l[2], l[3]], vec![b[2]]]
+    );
 }

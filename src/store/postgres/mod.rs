@@ -47,6 +47,8 @@ impl PgStore {
                 in_flight: 2,
                 group_plays: 5_000,
                 queue_plays: GroupLimits::DEFAULT_QUEUE_PLAYS,
+                max_wait: GroupLimits::DEFAULT_MAX_WAIT,
+                live_floor_calls: GroupLimits::DEFAULT_LIVE_FLOOR_CALLS,
             },
         );
         Ok(Self {

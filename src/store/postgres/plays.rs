@@ -15,7 +15,7 @@ use crate::{
     },
     store::{
         PlayStore, StoreError, StoreResult,
-        group::{GroupWrite, Job},
+        group::{GroupWrite, Job, Patience},
         rows::{KeyedPlayRow, PlayRow, count, into_plays, new_play, play_columns},
     },
 };
@@ -248,7 +248,11 @@ impl GroupWrite for PgWriter {
 
 impl PlayStore for PgStore {
     async fn record_plays(&self, user: UserId, plays: Vec<NewPlay>) -> StoreResult<Vec<Recorded>> {
-        self.group.record(user, plays).await
+        self.group.record(user, plays, Patience::Live).await
+    }
+
+    async fn import_plays(&self, user: UserId, plays: Vec<NewPlay>) -> StoreResult<Vec<Recorded>> {
+        self.group.record(user, plays, Patience::Bulk).await
     }
 
     async fn history_page(

@@ -72,6 +72,10 @@ impl SqliteStore {
                 in_flight: 1,
                 group_plays: 5_000,
                 queue_plays: GroupLimits::DEFAULT_QUEUE_PLAYS,
+                // One writer commits a group at a time, and a busy one takes tens of
+                // milliseconds: a call waits up to a whole group before its own.
+                max_wait: Duration::from_millis(100),
+                live_floor_calls: GroupLimits::DEFAULT_LIVE_FLOOR_CALLS,
             },
         );
         Ok(Self {

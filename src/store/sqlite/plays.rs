@@ -9,7 +9,7 @@ use crate::{
     },
     store::{
         PlayStore, StoreResult,
-        group::{GroupWrite, Job},
+        group::{GroupWrite, Job, Patience},
         rows::{PlayRow, count, into_plays, new_play, play_columns},
         stats::period_key,
     },
@@ -133,7 +133,11 @@ async fn record_into(
 
 impl PlayStore for SqliteStore {
     async fn record_plays(&self, user: UserId, plays: Vec<NewPlay>) -> StoreResult<Vec<Recorded>> {
-        self.group.record(user, plays).await
+        self.group.record(user, plays, Patience::Live).await
+    }
+
+    async fn import_plays(&self, user: UserId, plays: Vec<NewPlay>) -> StoreResult<Vec<Recorded>> {
+        self.group.record(user, plays, Patience::Bulk).await
     }
 
     async fn history_page(

@@ -1,5 +1,7 @@
 //! One module per scenario; each prints its line and records its targets.
 pub mod check_liked;
+pub mod import;
+pub mod overload;
 pub mod ratelimit;
 pub mod record;
 pub mod record_batch;

@@ -21,6 +21,23 @@ const USERS: usize = 1024;
 const WARM_UP_CALLS: usize = 256;
 const P99_GOAL: Duration = Duration::from_millis(25);
 
+/// A play as a player sends it when a track ends: no played_at, so the service stamps it with
+/// its own clock.
+pub(super) fn live_play(user: Uuid, tracks: &[Uuid], request_id: String) -> pb::RecordPlayRequest {
+    let row = seed::random_row(&mut rand::rng(), tracks, 0, Some(request_id));
+    let play = seed::to_new_play(&row, false);
+    pb::RecordPlayRequest {
+        user_id: user.to_string(),
+        track_id: play.track_id,
+        played_for_seconds: play.played_for_seconds,
+        completed: play.completed,
+        source: play.source,
+        played_at: None,
+        request_id: play.request_id,
+        track_duration_seconds: play.track_duration_seconds,
+    }
+}
+
 pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let args = &ctx.args;
     let users: Arc<Vec<Uuid>> = Arc::new(seed::track_pool(USERS));
@@ -38,19 +55,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             let (api, users, tracks) = (api.clone(), users.clone(), tracks.clone());
             let request_id = format!("{prefix}-{tag}-{i}");
             async move {
-                let row = seed::random_row(&mut rand::rng(), &tracks, 0, Some(request_id));
-                // No played_at: the service stamps the play with its own clock, as for a live play.
-                let play = seed::to_new_play(&row, false);
-                let request = api.service.request(pb::RecordPlayRequest {
-                    user_id: users[i % users.len()].to_string(),
-                    track_id: play.track_id,
-                    played_for_seconds: play.played_for_seconds,
-                    completed: play.completed,
-                    source: play.source,
-                    played_at: None,
-                    request_id: play.request_id,
-                    track_duration_seconds: play.track_duration_seconds,
-                });
+                let play = live_play(users[i % users.len()], &tracks, request_id);
+                let request = api.service.request(play);
                 let done = api
                     .client(i)
                     .record_play(request)

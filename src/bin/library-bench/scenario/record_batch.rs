@@ -17,19 +17,27 @@ use crate::{
 const HOUR_MICROS: i64 = 3_600_000_000;
 const PLAYS_PER_SECOND_GOAL: f64 = 50_000.0;
 
-/// `batches` batches of `size` plays over the last day; with a `prefix`, each play gets its own
-/// request_id, as a player that wants its retried syncs to store nothing twice would send.
+/// `batches` batches of `size` plays over the last day, each play of a batch on a different
+/// track (a listener's pool of `size` tracks, in a new order each time); with a `prefix`, each
+/// play gets its own request_id, as a player that wants its retried syncs to store nothing
+/// twice would send.
 fn batches(batches: usize, size: usize, prefix: Option<&str>) -> Vec<Vec<PlayRow>> {
     let mut rng = rand::rng();
-    let tracks = seed::track_pool(2000);
+    let mut tracks = seed::track_pool(size);
     let now = seed::now_micros();
     (0..batches)
         .map(|b| {
-            (0..size)
-                .map(|j| {
+            rand::seq::SliceRandom::shuffle(&mut tracks[..], &mut rng);
+            tracks
+                .iter()
+                .enumerate()
+                .map(|(j, &track)| {
                     let at = now - rand::Rng::random_range(&mut rng, 60_000_000..24 * HOUR_MICROS);
                     let key = prefix.map(|p| format!("{p}-{b}-{j}"));
-                    seed::random_row(&mut rng, &tracks, at, key)
+                    PlayRow {
+                        track_id: track,
+                        ..seed::random_row(&mut rng, &tracks, at, key)
+                    }
                 })
                 .collect()
         })
@@ -111,7 +119,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         &service,
         &baseline,
         &format!(
-            "{} calls x {size} plays, sequential, {}",
+            "{} calls x {size} plays of {size} tracks, sequential, {}",
             service.calls(),
             if args.batch_request_ids {
                 "every play with a request_id"
