@@ -1,4 +1,6 @@
 //! Recording, listing and deleting one listener's plays.
+use std::collections::HashMap;
+
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::SqliteStore;
@@ -10,125 +12,199 @@ use crate::{
     store::{
         PlayStore, StoreResult,
         group::{GroupWrite, Job, Patience},
-        rows::{PlayRow, count, into_plays, new_play, play_columns},
+        rows::{KeyedPlayRow, PlayRow, count, into_plays, new_play, play_columns},
         stats::period_key,
     },
 };
 
 /// The single writer, as the group commit drives it: a group is one `BEGIN IMMEDIATE`
-/// transaction, one statement per play (SQLite has no round trip to save, and a key seen
-/// earlier in the group is found by the next lookup).
+/// transaction of a few multi-row statements (the keys already claimed, the new plays, their
+/// keys, the stale snapshots), whatever its size: sqlx hands every statement and every row
+/// to SQLite's worker thread and back, which costs more than SQLite's own work on a play.
+/// The aggregates are still kept by the row triggers.
 #[derive(Clone)]
 pub(super) struct SqliteWriter {
     pub(super) writer: SqlitePool,
 }
 
+/// Rows per multi-row statement: 11 parameters each, well under SQLite's 32,766.
+const ROWS_PER_STATEMENT: usize = 1000;
+
 impl GroupWrite for SqliteWriter {
     async fn write_group(&self, jobs: &[Job]) -> StoreResult<Vec<Vec<Recorded>>> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let now = Timestamp::now();
-        let mut results = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            results.push(record_into(&mut tx, job.user, &job.plays, now).await?);
+        let mut firsts = claimed(&mut tx, jobs).await?;
+        let mut fresh: Vec<(Play, Option<&str>)> = Vec::new();
+        let results: Vec<Vec<Recorded>> = jobs
+            .iter()
+            .map(|job| {
+                job.plays
+                    .iter()
+                    .map(|p| {
+                        let key = p.request_id.as_ref().map(|k| k.as_str());
+                        if let Some(first) =
+                            key.and_then(|k| firsts.get(&(job.user, k.to_string())))
+                        {
+                            return Recorded {
+                                play: first.clone(),
+                                duplicate: true,
+                            };
+                        }
+                        let play = new_play(job.user, p);
+                        if let Some(k) = key {
+                            // A later play of the group with this key is its duplicate.
+                            firsts.insert((job.user, k.to_string()), play.clone());
+                        }
+                        fresh.push((play.clone(), key));
+                        Recorded {
+                            play,
+                            duplicate: false,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+            insert_plays(&mut tx, chunk, now).await?;
         }
+        let keyed: Vec<(&Play, &str)> = fresh
+            .iter()
+            .filter_map(|(play, key)| key.map(|k| (play, k)))
+            .collect();
+        for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
+            claim(&mut tx, chunk, now).await?;
+        }
+        mark_stale(&mut tx, fresh.iter().map(|(play, _)| play), now).await?;
         tx.commit().await?;
         Ok(results)
     }
 }
 
-/// Stores one call's plays in the writer's open transaction.
-async fn record_into(
+/// The first plays already recorded under the group's keys.
+async fn claimed(
     conn: &mut SqliteConnection,
-    user: UserId,
-    plays: &[NewPlay],
-    now: Timestamp,
-) -> StoreResult<Vec<Recorded>> {
-    let mut results = Vec::with_capacity(plays.len());
-    for p in plays {
-        if let Some(request_id) = &p.request_id {
-            let first: Option<PlayRow> = sqlx::query_as(
-                "SELECT user_id, play_id AS id, track_id, played_at, played_for_seconds, completed,
-                        source, track_duration_seconds, counted
-                 FROM play_requests WHERE user_id = ? AND request_id = ?",
-            )
-            .bind(user)
-            .bind(request_id.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(first) = first {
-                results.push(Recorded {
-                    play: first.into_play()?,
-                    duplicate: true,
-                });
-                continue;
-            }
-        }
-        let play = new_play(user, p);
-        sqlx::query(
-            "INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source,
-                                recorded_at, track_duration_seconds, counted)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(user)
-        .bind(play.played_at)
-        .bind(play.id)
-        .bind(play.track_id)
-        .bind(i64::from(play.played_for_seconds))
-        .bind(play.completed)
-        .bind(&play.source)
-        .bind(now)
-        .bind(play.track_duration_seconds.map(i64::from))
-        .bind(play.counted)
-        .execute(&mut *conn)
-        .await?;
-        if let Some(request_id) = &p.request_id {
-            sqlx::query(
-                "INSERT INTO play_requests
-                   (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed,
-                    source, created_at, track_duration_seconds, counted)
-                 SELECT user_id, ?, id, track_id, played_at, played_for_seconds, completed, source,
-                        ?, track_duration_seconds, counted
-                 FROM plays WHERE user_id = ? AND played_at = ? AND id = ?",
-            )
-            .bind(request_id.as_str())
-            .bind(now)
-            .bind(user)
-            .bind(play.played_at)
-            .bind(play.id)
-            .execute(&mut *conn)
-            .await?;
-        }
-        results.push(Recorded {
-            play,
-            duplicate: false,
-        });
-    }
-    // The snapshots of the finished days and months that gained plays are stale from now
-    // on, in this transaction; once per period, where a row trigger would do it per play.
-    let mut stale: Vec<Period> = results
+    jobs: &[Job],
+) -> StoreResult<HashMap<(UserId, String), Play>> {
+    let keys: Vec<(UserId, &str)> = jobs
         .iter()
-        .filter(|r| !r.duplicate)
-        .flat_map(|r| Period::holding(r.play.played_at))
-        .filter(|period| period.end() <= now)
+        .flat_map(|job| {
+            job.plays
+                .iter()
+                .filter_map(move |p| p.request_id.as_ref().map(|k| (job.user, k.as_str())))
+        })
+        .collect();
+    let mut firsts = HashMap::new();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "SELECT request_id, user_id, play_id AS id, track_id, played_at, played_for_seconds,
+                    completed, source, track_duration_seconds, counted
+             FROM play_requests WHERE (user_id, request_id) IN (VALUES ",
+        );
+        let mut values = sql.separated(", ");
+        for (user, key) in chunk {
+            values
+                .push("(")
+                .push_bind_unseparated(*user)
+                .push_unseparated(", ")
+                .push_bind_unseparated(*key)
+                .push_unseparated(")");
+        }
+        sql.push(")");
+        let rows: Vec<KeyedPlayRow> = sql.build_query_as().fetch_all(&mut *conn).await?;
+        for row in rows {
+            let play = row.play.into_play()?;
+            firsts.insert((play.user_id, row.request_id), play);
+        }
+    }
+    Ok(firsts)
+}
+
+async fn insert_plays(
+    conn: &mut SqliteConnection,
+    plays: &[(Play, Option<&str>)],
+    now: Timestamp,
+) -> StoreResult<()> {
+    let mut sql = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO plays (user_id, played_at, id, track_id, played_for_seconds, completed, source,
+                            recorded_at, track_duration_seconds, counted) ",
+    );
+    sql.push_values(plays, |mut row, (play, _)| {
+        row.push_bind(play.user_id)
+            .push_bind(play.played_at)
+            .push_bind(play.id)
+            .push_bind(play.track_id)
+            .push_bind(i64::from(play.played_for_seconds))
+            .push_bind(play.completed)
+            .push_bind(play.source.clone())
+            .push_bind(now)
+            .push_bind(play.track_duration_seconds.map(i64::from))
+            .push_bind(play.counted);
+    });
+    sql.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Claims the keys of the plays just stored.
+async fn claim(
+    conn: &mut SqliteConnection,
+    keyed: &[(&Play, &str)],
+    now: Timestamp,
+) -> StoreResult<()> {
+    let mut sql = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO play_requests
+           (user_id, request_id, play_id, track_id, played_at, played_for_seconds, completed,
+            source, created_at, track_duration_seconds, counted) ",
+    );
+    sql.push_values(keyed, |mut row, (play, key)| {
+        row.push_bind(play.user_id)
+            .push_bind(*key)
+            .push_bind(play.id)
+            .push_bind(play.track_id)
+            .push_bind(play.played_at)
+            .push_bind(i64::from(play.played_for_seconds))
+            .push_bind(play.completed)
+            .push_bind(play.source.clone())
+            .push_bind(now)
+            .push_bind(play.track_duration_seconds.map(i64::from))
+            .push_bind(play.counted);
+    });
+    sql.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// The snapshots of the finished days and months that gained plays are stale from now on, in
+/// this transaction; once per listener and period, where a row trigger would do it per play.
+async fn mark_stale<'a>(
+    conn: &mut SqliteConnection,
+    stored: impl Iterator<Item = &'a Play>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let mut stale: Vec<(UserId, Period)> = stored
+        .flat_map(|play| Period::holding(play.played_at).map(move |period| (play.user_id, period)))
+        .filter(|(_, period)| period.end() <= now)
         .collect();
     stale.sort_unstable();
     stale.dedup();
-    for period in stale {
-        let (kind, start) = period_key(period);
-        sqlx::query(
-            "INSERT INTO user_period_stats (user_id, period_kind, period_start, generation)
-             VALUES (?, ?, ?, 1)
-             ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
+    for chunk in stale.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO user_period_stats (user_id, period_kind, period_start, generation) ",
+        );
+        sql.push_values(chunk, |mut row, (user, period)| {
+            let (kind, start) = period_key(*period);
+            row.push_bind(*user)
+                .push_bind(kind)
+                .push_bind(start)
+                .push_bind(1_i64);
+        });
+        sql.push(
+            " ON CONFLICT (user_id, period_kind, period_start) DO UPDATE
              SET generation = generation + 1, built_generation = NULL,
                  tracks = NULL, sources = NULL, quarters = NULL",
-        )
-        .bind(user)
-        .bind(kind)
-        .bind(start)
-        .execute(&mut *conn)
-        .await?;
+        );
+        sql.build().execute(&mut *conn).await?;
     }
-    Ok(results)
+    Ok(())
 }
 
 impl PlayStore for SqliteStore {
