@@ -256,8 +256,9 @@ pub struct LimitArgs {
     /// Streams open at once on this server.
     #[arg(long, env = "LIBRARY_MAX_STREAMS", default_value_t = 256)]
     pub max_streams: usize,
-    /// Calls in flight at once before new ones are refused with UNAVAILABLE.
-    #[arg(long, env = "LIBRARY_MAX_IN_FLIGHT", default_value_t = 512)]
+    /// Unary calls in flight at once before new ones are refused with UNAVAILABLE (streams
+    /// are capped by --max-streams).
+    #[arg(long, env = "LIBRARY_MAX_IN_FLIGHT", default_value_t = 256)]
     pub max_in_flight: usize,
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "LIBRARY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -435,7 +436,7 @@ mod tests {
                 limits.max_in_flight,
                 limits.max_message_bytes
             ),
-            (4, 256, 512, 4 * 1024 * 1024)
+            (4, 256, 256, 4 * 1024 * 1024)
         );
     }
 }

@@ -223,18 +223,62 @@ async fn open_streams_are_capped_per_caller() {
     drop(second);
 }
 
+/// A unary call that the server has begun (its headers arrived) and that never ends: its
+/// request message is never sent, over a raw HTTP/2 connection. Dropped, it ends.
+struct HeldCall {
+    _connection: tokio::task::JoinHandle<()>,
+    _client: h2::client::SendRequest<bytes::Bytes>,
+    _request: h2::SendStream<bytes::Bytes>,
+}
+
+async fn hold_unary_call(app: &TestApp) -> HeldCall {
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("HTTP/2");
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.expect("ready");
+    let request = http::Request::post(format!(
+        "http://{}/audiohm.library.v1.LibraryService/GetLibraryStats",
+        app.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header(
+        "authorization",
+        format!("Bearer {}", session_token(Uuid::new_v4())),
+    )
+    .body(())
+    .expect("request");
+    let (_response, request) = client.send_request(request, false).expect("sent");
+    HeldCall {
+        _connection: connection,
+        _client: client,
+        _request: request,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_beyond_the_in_flight_cap_are_shed_but_health_still_answers() {
+async fn unary_calls_beyond_the_in_flight_cap_are_shed_but_streams_and_health_still_answer() {
     let app = app_with(LimitArgs {
         max_in_flight: 2,
         ..LimitArgs::default()
     })
     .await;
-    let held: Vec<_> = (0..2)
+    let mut client = app.client.clone();
+    // Open streams have their own cap: they take no unary call's place.
+    let imports: Vec<_> = (0..2)
         .map(|_| open_import(&app, &session_token(Uuid::new_v4())))
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut client = app.client.clone();
+    client
+        .get_library_stats(app.req(pb::GetLibraryStatsRequest::default()))
+        .await
+        .expect("two open streams leave the unary calls their room");
+    let held = vec![hold_unary_call(&app).await, hold_unary_call(&app).await];
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let shed = client
         .get_library_stats(app.req(pb::GetLibraryStatsRequest::default()))
         .await
@@ -244,6 +288,7 @@ async fn calls_beyond_the_in_flight_cap_are_shed_but_health_still_answers() {
         shed.get_details_retry_info().is_some(),
         "a shed call says when to come back: {shed:?}"
     );
+    assert_eq!(list_count(&app).await, 0, "a stream still opens");
     let mut health = HealthClient::new(app.channel().await);
     health
         .check(HealthCheckRequest::default())
@@ -255,6 +300,7 @@ async fn calls_beyond_the_in_flight_cap_are_shed_but_health_still_answers() {
         .get_library_stats(app.req(pb::GetLibraryStatsRequest::default()))
         .await
         .expect("served again once calls finished");
+    drop(imports);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

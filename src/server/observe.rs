@@ -22,7 +22,7 @@ use tonic::{Code, body::Body};
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
-use crate::grpc::{CallContext, Rpc};
+use crate::grpc::{CallClass, CallContext, Rpc};
 
 /// Observes every call, and sheds API calls beyond `max_in_flight` at once: refusing at the door
 /// costs nothing, while queueing them would grow memory and wait on the connection pool.
@@ -123,6 +123,17 @@ impl Call {
         self.context.rpc.is_some_and(|rpc| rpc.class().is_none())
     }
 
+    /// Whether the call counts against `--max-in-flight`: unary calls of the two services (and
+    /// paths this server does not serve, refused at once). Health and reflection never do,
+    /// and streams are bounded by `--max-streams` instead: a `ListHistory` holding a slot for
+    /// minutes would take it from thousands of short calls, and a cap low enough to keep
+    /// short calls fast would refuse them all once the streams filled it.
+    fn counts_in_flight(&self) -> bool {
+        self.context
+            .rpc
+            .is_none_or(|rpc| rpc.class().is_some_and(|class| class != CallClass::Stream))
+    }
+
     fn start(&self) {
         metrics::counter!("grpc_server_started_total", "grpc_service" => self.service,
             "grpc_method" => self.method, "grpc_type" => self.kind)
@@ -181,7 +192,7 @@ where
         // call's span.
         let _call = span.enter();
         call.start();
-        if !call.infrastructure() {
+        if call.counts_in_flight() {
             let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
             call._in_flight = Some(InFlight(self.in_flight.clone()));
             if before >= self.max_in_flight {

@@ -10,8 +10,8 @@
 //! wait than the store has lately been committing in [`GroupLimits::max_wait`] ([`pace`]), so
 //! that under more load than the database can take, the calls it takes are answered quickly
 //! and the rest are told at once to come back, instead of every call waiting longer and longer.
-//! A closed loop of callers (each waiting for its answer before it sends again) smaller than the
-//! floor is never shed by it. Bulk calls (`ImportHistory` batches, whose caller bounds how many it queues) wait
+//! A closed loop of callers (each waiting for its answer before it sends again) no larger than
+//! the floor is never shed by it. Bulk calls (`ImportHistory` batches, whose caller bounds how many it queues) wait
 //! their turn instead, and live calls go ahead of them, except that every group takes the oldest
 //! bulk call, so an import is slowed by live load but never starved by it ([`queues`]).
 //!
@@ -81,9 +81,9 @@ impl GroupLimits {
     /// Leaves an accepted call time to commit, and a shed one time to come back, within the
     /// 100 ms a player would wait.
     pub const DEFAULT_MAX_WAIT: Duration = Duration::from_millis(25);
-    /// Half the server's default cap on calls in flight, and well above the 64 calls in
-    /// flight of the benchmark's closed loop.
-    pub const DEFAULT_LIVE_FLOOR_CALLS: u64 = 256;
+    /// Half the server's default cap on unary calls in flight (so that this bound still acts
+    /// below it), and twice the 64 calls in flight of the benchmark's closed loop.
+    pub const DEFAULT_LIVE_FLOOR_CALLS: u64 = 128;
 }
 
 /// How long a call will wait in the queue.
