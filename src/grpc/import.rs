@@ -129,14 +129,16 @@ pub(super) async fn import<S: Store>(
         if valid.is_empty() {
             continue;
         }
-        while writing.len() >= BATCHES_IN_FLIGHT {
-            tally(writing.join_next().await, &mut summary)?;
+        if writing.len() >= BATCHES_IN_FLIGHT
+            && let Some(done) = writing.join_next().await
+        {
+            tally(done, &mut summary)?;
         }
         let store = api.store.clone();
         writing.spawn(async move { store.import_plays(user, valid).await });
     }
     while let Some(done) = writing.join_next().await {
-        tally(Some(done), &mut summary)?;
+        tally(done, &mut summary)?;
     }
     if listener.is_none() {
         // An empty import still needs a caller allowed to write.
@@ -150,10 +152,9 @@ pub(super) async fn import<S: Store>(
 
 /// Counts a written batch into the summary.
 fn tally(
-    done: Option<Result<StoreResult<Vec<Recorded>>, tokio::task::JoinError>>,
+    done: Result<StoreResult<Vec<Recorded>>, tokio::task::JoinError>,
     summary: &mut pb::ImportHistorySummary,
 ) -> ApiResult<()> {
-    let Some(done) = done else { return Ok(()) };
     let recorded =
         done.map_err(|e| ApiError::Internal(format!("an import batch failed: {e}")))??;
     let fresh = recorded.iter().filter(|r| !r.duplicate).count() as u64;

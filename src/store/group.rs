@@ -11,9 +11,10 @@
 //! that under more load than the database can take, the calls it takes are answered quickly
 //! and the rest are told at once to come back, instead of every call waiting longer and longer.
 //! A closed loop of callers (each waiting for its answer before it sends again) no larger than
-//! the floor is never shed by it. Bulk calls (`ImportHistory` batches, whose caller bounds how many it queues) wait
-//! their turn instead, and live calls go ahead of them, except that every group takes the oldest
-//! bulk call, so an import is slowed by live load but never starved by it ([`queues`]).
+//! the floor is never shed by it. Bulk calls (`ImportHistory` batches, whose caller bounds how
+//! many it queues) wait their turn instead, and live calls go ahead of them, except that every
+//! group takes the oldest bulk call, so an import is slowed by live load but never starved by
+//! it ([`queues`]).
 //!
 //! A caller that gave up while queued (its deadline passed, so the API layer dropped the call)
 //! is left out of the next group: its plays are not written. One whose group is already
@@ -89,7 +90,8 @@ impl GroupLimits {
 /// How long a call will wait in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Patience {
-    /// A player or a listener is waiting: shed after [`GroupLimits::max_wait`].
+    /// A player or a listener is waiting: shed at once when the live queue holds more than
+    /// [`GroupLimits::max_wait`] of commits.
     Live,
     /// One of many batches of an import: waits its turn, behind live calls.
     Bulk,
@@ -107,6 +109,18 @@ pub struct GroupCounters {
     /// Live calls, and their plays, queued and not yet in a group.
     waiting_calls: AtomicU64,
     waiting_plays: AtomicU64,
+}
+
+impl GroupCounters {
+    fn waiting(&self, calls: u64, plays: u64) {
+        self.waiting_calls.fetch_add(calls, Ordering::Relaxed);
+        self.waiting_plays.fetch_add(plays, Ordering::Relaxed);
+    }
+
+    fn taken(&self, calls: u64, plays: u64) {
+        self.waiting_calls.fetch_sub(calls, Ordering::Relaxed);
+        self.waiting_plays.fetch_sub(plays, Ordering::Relaxed);
+    }
 }
 
 /// What the metrics show of the group commit.
@@ -154,11 +168,7 @@ impl GroupCommit {
         let (live, live_jobs) = mpsc::unbounded_channel();
         let (bulk, bulk_jobs) = mpsc::unbounded_channel();
         let counters = Arc::new(GroupCounters::default());
-        let queues = Queues {
-            live: live_jobs,
-            bulk: bulk_jobs,
-            held: None,
-        };
+        let queues = Queues::new(live_jobs, bulk_jobs);
         let pace = Arc::new(Pace::default());
         tokio::spawn(form_groups(
             writer,
@@ -206,23 +216,26 @@ impl GroupCommit {
             }
         };
         let (reply, answer) = oneshot::channel();
-        let queue = match patience {
-            Patience::Live => {
-                self.counters.waiting_calls.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .waiting_plays
-                    .fetch_add(plays.len() as u64, Ordering::Relaxed);
-                &self.live
-            }
-            Patience::Bulk => &self.bulk,
-        };
+        let n = plays.len() as u64;
         let queued = Queued {
             job: Job { user, plays },
             patience,
             reply,
             _room: room,
         };
-        if queue.send(queued).is_err() {
+        let sent = match patience {
+            // Counted before it is sent, so the group that takes it never counts it out first.
+            Patience::Live => {
+                self.counters.waiting(1, n);
+                let sent = self.live.send(queued);
+                if sent.is_err() {
+                    self.counters.taken(1, n);
+                }
+                sent
+            }
+            Patience::Bulk => self.bulk.send(queued),
+        };
+        if sent.is_err() {
             return Err(StoreError::Stopped);
         }
         answer.await.unwrap_or(Err(StoreError::Stopped))
@@ -264,8 +277,7 @@ async fn form_groups<W: GroupWrite>(
             .iter()
             .filter(|q| q.patience == Patience::Live)
             .fold((0, 0), |(c, p), q| (c + 1, p + q.job.plays.len() as u64));
-        counters.waiting_calls.fetch_sub(calls, Ordering::Relaxed);
-        counters.waiting_plays.fetch_sub(plays, Ordering::Relaxed);
+        counters.taken(calls, plays);
         // A caller that is gone (its deadline passed while queued) is not written for.
         let before = group.len();
         group.retain(|q| !q.reply.is_closed());

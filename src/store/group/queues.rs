@@ -6,12 +6,23 @@ use super::Queued;
 
 /// The two queues, and a call taken from one that did not fit in the group it was taken for.
 pub(super) struct Queues {
-    pub(super) live: mpsc::UnboundedReceiver<Queued>,
-    pub(super) bulk: mpsc::UnboundedReceiver<Queued>,
-    pub(super) held: Option<Queued>,
+    live: mpsc::UnboundedReceiver<Queued>,
+    bulk: mpsc::UnboundedReceiver<Queued>,
+    held: Option<Queued>,
 }
 
 impl Queues {
+    pub(super) fn new(
+        live: mpsc::UnboundedReceiver<Queued>,
+        bulk: mpsc::UnboundedReceiver<Queued>,
+    ) -> Self {
+        Self {
+            live,
+            bulk,
+            held: None,
+        }
+    }
+
     /// The next call, waiting for one; `None` once every handle is gone.
     async fn first(&mut self) -> Option<Queued> {
         if let Some(job) = self.held.take() {
