@@ -63,8 +63,14 @@ pub struct GroupLimits {
     /// Groups committing at once. One keeps a single writer busy (SQLite); two let a
     /// PostgreSQL group form and travel while the one before it commits.
     pub in_flight: usize,
-    /// Plays in one group at most (a call is never split).
+    /// Plays in one group at most.
     pub group_plays: usize,
+    /// A live call of more plays than this is queued as parts of at most this many, so that
+    /// groups committing at once can share one large call: with two groups in flight, a
+    /// `RecordPlays` of 1,000 plays is written as two statements on two connections at the
+    /// same time, and answered once both have committed. `usize::MAX`: calls are never split
+    /// (one writer, as SQLite has, gains nothing from it).
+    pub part_plays: usize,
     /// Plays queued or committing at most; beyond it calls are shed.
     pub queue_plays: usize,
     /// The wait a live call should not exceed: live calls are shed once more live plays wait
@@ -141,8 +147,10 @@ struct Queued {
     patience: Patience,
     reply: oneshot::Sender<StoreResult<Vec<Recorded>>>,
     /// The job's room in the queue, given back once it is answered.
-    _room: OwnedSemaphorePermit,
+    _room: Option<OwnedSemaphorePermit>,
 }
+
+type Answer = oneshot::Receiver<StoreResult<Vec<Recorded>>>;
 
 /// The handle calls go through; cheap to clone.
 #[derive(Clone)]
@@ -161,6 +169,7 @@ impl GroupCommit {
         let limits = GroupLimits {
             in_flight: limits.in_flight.max(1),
             group_plays: limits.group_plays.max(1),
+            part_plays: limits.part_plays.max(1),
             queue_plays: limits.queue_plays.clamp(1, Semaphore::MAX_PERMITS),
             max_wait: limits.max_wait,
             live_floor_calls: limits.live_floor_calls.max(1),
@@ -187,36 +196,67 @@ impl GroupCommit {
         }
     }
 
-    /// Queues one call's plays and waits for the commit that holds them.
+    /// Queues one call's plays and waits for the commit that holds them, or, for a live call
+    /// of more than [`GroupLimits::part_plays`], the commits of its parts. Such a call may
+    /// fail after some of its parts were committed; its `request_id`s make the retry safe.
     pub async fn record(
         &self,
         user: UserId,
-        plays: Vec<NewPlay>,
+        mut plays: Vec<NewPlay>,
         patience: Patience,
     ) -> StoreResult<Vec<Recorded>> {
         if plays.is_empty() {
             return Ok(Vec::new());
         }
-        if patience == Patience::Live {
-            let calls = self.counters.waiting_calls.load(Ordering::Relaxed);
-            let waiting = self.counters.waiting_plays.load(Ordering::Relaxed);
-            let budget = self.pace.plays_within(self.limits.max_wait);
-            if calls >= self.limits.live_floor_calls && waiting + plays.len() as u64 > budget {
-                self.counters.shed.fetch_add(1, Ordering::Relaxed);
-                return Err(StoreError::Overloaded);
-            }
+        // Admitted or shed whole: a call is never half queued.
+        if patience == Patience::Live && self.over_pace(plays.len()) {
+            self.counters.shed.fetch_add(1, Ordering::Relaxed);
+            return Err(StoreError::Overloaded);
         }
         // A call larger than the whole queue waits for an empty queue rather than never fitting.
         let need = u32::try_from(plays.len().min(self.limits.queue_plays)).unwrap_or(u32::MAX);
-        let room = match self.room.clone().try_acquire_many_owned(need) {
-            Ok(room) => room,
-            Err(_) => {
-                self.counters.shed.fetch_add(1, Ordering::Relaxed);
-                return Err(StoreError::Overloaded);
-            }
+        let Ok(mut room) = self.room.clone().try_acquire_many_owned(need) else {
+            self.counters.shed.fetch_add(1, Ordering::Relaxed);
+            return Err(StoreError::Overloaded);
         };
+        let part = match patience {
+            Patience::Live => self.limits.part_plays,
+            Patience::Bulk => usize::MAX,
+        };
+        let mut answers = Vec::with_capacity(plays.len().div_ceil(part));
+        while plays.len() > part {
+            let rest = plays.split_off(part);
+            let share = room.split(part.min(room.num_permits()));
+            answers.push(self.queue(user, plays, patience, share)?);
+            plays = rest;
+        }
+        answers.push(self.queue(user, plays, patience, Some(room))?);
+        let mut recorded = Vec::with_capacity(answers.iter().map(|(_, n)| n).sum());
+        for (answer, _) in answers {
+            recorded.extend(answer.await.unwrap_or(Err(StoreError::Stopped))?);
+        }
+        Ok(recorded)
+    }
+
+    /// Whether more live calls wait than the floor and more live plays than the store lately
+    /// commits in [`GroupLimits::max_wait`].
+    fn over_pace(&self, plays: usize) -> bool {
+        let calls = self.counters.waiting_calls.load(Ordering::Relaxed);
+        let waiting = self.counters.waiting_plays.load(Ordering::Relaxed);
+        let budget = self.pace.plays_within(self.limits.max_wait);
+        calls >= self.limits.live_floor_calls && waiting + plays as u64 > budget
+    }
+
+    /// Sends one job to its queue; its answer comes on the receiver.
+    fn queue(
+        &self,
+        user: UserId,
+        plays: Vec<NewPlay>,
+        patience: Patience,
+        room: Option<OwnedSemaphorePermit>,
+    ) -> StoreResult<(Answer, usize)> {
         let (reply, answer) = oneshot::channel();
-        let n = plays.len() as u64;
+        let n = plays.len();
         let queued = Queued {
             job: Job { user, plays },
             patience,
@@ -226,19 +266,17 @@ impl GroupCommit {
         let sent = match patience {
             // Counted before it is sent, so the group that takes it never counts it out first.
             Patience::Live => {
-                self.counters.waiting(1, n);
+                self.counters.waiting(1, n as u64);
                 let sent = self.live.send(queued);
                 if sent.is_err() {
-                    self.counters.taken(1, n);
+                    self.counters.taken(1, n as u64);
                 }
                 sent
             }
             Patience::Bulk => self.bulk.send(queued),
         };
-        if sent.is_err() {
-            return Err(StoreError::Stopped);
-        }
-        answer.await.unwrap_or(Err(StoreError::Stopped))
+        sent.map_err(|_| StoreError::Stopped)?;
+        Ok((answer, n))
     }
 
     pub fn status(&self) -> GroupStatus {
@@ -270,7 +308,20 @@ async fn form_groups<W: GroupWrite>(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let Some(mut group) = queues.group(limits.group_plays).await else {
+        // With slots free beside this one, the live plays waiting are shared out between
+        // them, so that the parts of a large call commit side by side instead of in one group.
+        let limit = || {
+            let free = slots.available_permits() + 1;
+            let waiting = counters.waiting_plays.load(Ordering::Relaxed) as usize;
+            if free > 1 && waiting > limits.part_plays {
+                waiting
+                    .div_ceil(free)
+                    .clamp(limits.part_plays, limits.group_plays)
+            } else {
+                limits.group_plays
+            }
+        };
+        let Some(mut group) = queues.group(limit).await else {
             return;
         };
         let (calls, plays) = group

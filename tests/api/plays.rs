@@ -366,7 +366,43 @@ async fn many_concurrent_writers_all_succeed(app: TestApp) {
     assert_eq!(likes.total_size, 80);
 }
 
+/// A full call (PostgreSQL writes it as two parts committing side by side) is answered play by
+/// play in the call's order, and its retry stores nothing and returns the same plays.
+async fn a_full_batch_is_answered_in_order_and_its_retry_stores_nothing(app: TestApp) {
+    let sent: Vec<pb::NewPlay> = (0..1000)
+        .map(|i| pb::NewPlay {
+            request_id: format!("sync-{i}"),
+            ..play(&track(), 30 + i, "2026-11-01T08:00:00Z")
+        })
+        .collect();
+    let stored = record(&app, sent.clone()).await;
+    let tracks = |plays: &[pb::Play]| plays.iter().map(|p| p.track_id.clone()).collect::<Vec<_>>();
+    let sent_tracks: Vec<String> = sent.iter().map(|p| p.track_id.clone()).collect();
+    assert_eq!(tracks(&stored), sent_tracks);
+    let seconds: Vec<u32> = stored.iter().map(|p| p.played_for_seconds).collect();
+    assert_eq!(seconds, (30..1030).collect::<Vec<_>>());
+
+    let mut client = app.client.clone();
+    let retry = client
+        .record_plays(app.req(pb::RecordPlaysRequest {
+            user_id: String::new(),
+            plays: sent,
+        }))
+        .await
+        .expect("retried")
+        .into_inner();
+    assert_eq!((retry.recorded_count, retry.duplicate_count), (0, 1000));
+    let again: Vec<pb::Play> = retry
+        .results
+        .into_iter()
+        .map(|r| r.play.expect("the first play"))
+        .collect();
+    assert_eq!(again, stored, "the retry returns the plays first stored");
+    assert_eq!(history_ids(&app, Default::default()).await.len(), 1000);
+}
+
 backend_tests! {
+    a_full_batch_is_answered_in_order_and_its_retry_stores_nothing,
     many_concurrent_writers_all_succeed,
     a_recorded_play_comes_back_in_canonical_form,
     a_retry_with_the_same_request_id_returns_the_first_play_and_writes_nothing,

@@ -29,6 +29,14 @@ pub type Client = LibraryServiceClient<Channel>;
 pub struct Bearer(MetadataValue<Ascii>);
 
 impl Bearer {
+    /// The header value, for clients other than tonic's.
+    pub fn value(&self) -> http::HeaderValue {
+        let mut value = http::HeaderValue::from_bytes(self.0.as_bytes())
+            .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+        value.set_sensitive(true);
+        value
+    }
+
     pub fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         request

@@ -76,6 +76,16 @@ impl Db {
         Ok(Self::Sqlite { reader, writer })
     }
 
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite { reader, writer } => {
+                reader.close().await;
+                writer.close().await;
+            }
+        }
+    }
+
     pub async fn describe(&self) -> anyhow::Result<String> {
         Ok(match self {
             Self::Postgres(pool) => {

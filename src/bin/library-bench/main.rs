@@ -5,11 +5,13 @@ mod cli;
 mod client;
 mod db;
 mod load;
+mod pgbench;
 mod report;
 mod rss;
 mod scenario;
 mod seed;
 mod stats;
+mod thin;
 
 use anyhow::Context;
 use clap::Parser;

@@ -2,6 +2,7 @@
 use std::time::Duration;
 
 /// What one timed phase measured.
+#[derive(Clone)]
 pub struct Sample {
     /// Per-call latencies, sorted ascending.
     latencies: Vec<Duration>,

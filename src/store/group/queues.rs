@@ -64,9 +64,10 @@ impl Queues {
     }
 
     /// A group: the first call (the oldest bulk one, when any waits), then live calls, then
-    /// bulk ones, up to `limit` plays.
-    pub(super) async fn group(&mut self, limit: usize) -> Option<Vec<Queued>> {
+    /// bulk ones, up to `limit()` plays, asked once the first call is there.
+    pub(super) async fn group(&mut self, limit: impl FnOnce() -> usize) -> Option<Vec<Queued>> {
         let first = self.first().await?;
+        let limit = limit();
         let mut plays = first.job.plays.len();
         let mut group = vec![first];
         if Self::fill(

@@ -102,6 +102,7 @@ fn limits(queue_plays: usize) -> GroupLimits {
     GroupLimits {
         in_flight: 1,
         group_plays: 100,
+        part_plays: usize::MAX,
         queue_plays,
         max_wait: Duration::from_secs(10),
         live_floor_calls: 1000,
@@ -388,4 +389,60 @@ async fn live_calls_go_ahead_of_bulk_ones_but_every_group_takes_the_oldest_bulk_
         writer.groups()[1..],
         [vec![b[0], l[0], l[1]], vec![b[1], l[2], l[3]], vec![b[2]]]
     );
+}
+
+#[tokio::test]
+async fn a_large_live_call_is_written_in_parts_by_groups_committing_side_by_side() {
+    let writer = Held::new();
+    let limits = GroupLimits {
+        in_flight: 2,
+        part_plays: 4,
+        ..limits(1000)
+    };
+    let group = GroupCommit::start(writer.clone(), limits);
+    let user = listener();
+    let sent = plays(10);
+    let tracks: Vec<TrackId> = sent.iter().map(|p| p.track_id).collect();
+    let call = tokio::spawn({
+        let group = group.clone();
+        async move { group.record(user, sent, Patience::Live).await }
+    });
+    // The writer holds every group: two are committing at once, both with parts of the call.
+    until(|| group.status().groups == 2).await;
+    assert_eq!(
+        group.status().plays,
+        10,
+        "the whole call is in the two groups"
+    );
+    writer.open();
+    let recorded = call.await.expect("the call ran").expect("written");
+    let answered: Vec<TrackId> = recorded.iter().map(|r| r.play.track_id).collect();
+    assert_eq!(answered, tracks, "one answer per play, in the call's order");
+    let groups = writer.groups();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert!(groups.iter().flatten().all(|u| *u == user));
+    assert_eq!(
+        group.status().queued_plays,
+        0,
+        "every part's room is given back"
+    );
+}
+
+#[tokio::test]
+async fn an_import_batch_is_never_split() {
+    let writer = Held::new();
+    let limits = GroupLimits {
+        in_flight: 2,
+        part_plays: 4,
+        ..limits(1000)
+    };
+    let group = GroupCommit::start(writer.clone(), limits);
+    writer.open();
+    let recorded = group
+        .record(listener(), plays(10), Patience::Bulk)
+        .await
+        .expect("written");
+    assert_eq!(recorded.len(), 10);
+    assert_eq!(writer.groups().len(), 1, "one group, one job");
+    assert_eq!(writer.groups()[0].len(), 1);
 }

@@ -46,6 +46,8 @@ impl PgStore {
             GroupLimits {
                 in_flight: 2,
                 group_plays: 5_000,
+                // A RecordPlays of 1,000 is two parts, committed side by side.
+                part_plays: 500,
                 queue_plays: GroupLimits::DEFAULT_QUEUE_PLAYS,
                 max_wait: GroupLimits::DEFAULT_MAX_WAIT,
                 live_floor_calls: GroupLimits::DEFAULT_LIVE_FLOOR_CALLS,

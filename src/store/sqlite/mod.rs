@@ -71,6 +71,7 @@ impl SqliteStore {
             GroupLimits {
                 in_flight: 1,
                 group_plays: 5_000,
+                part_plays: usize::MAX,
                 queue_plays: GroupLimits::DEFAULT_QUEUE_PLAYS,
                 // One writer commits a group at a time, and a busy one takes tens of
                 // milliseconds: a call waits up to a whole group before its own.

@@ -10,9 +10,12 @@ use uuid::Uuid;
 
 use super::Ctx;
 use crate::{
-    load,
+    db::Db,
+    load, pgbench,
     report::{self, Report},
     seed,
+    stats::Sample,
+    thin::Thin,
 };
 
 /// Listeners the plays are spread over: each has at most one call in flight, as a real player
@@ -75,10 +78,13 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let many = service("svc", args.record_calls, users.clone()).await?;
     let one_listener = Arc::new(vec![Uuid::new_v4()]);
     let one = service("one", args.record_calls, one_listener).await?;
+    let thin = thin_service(ctx, &users, &tracks, &run_tag).await?;
 
     ctx.db.create_bare_plays().await?;
+    // Connections of its own, closed before pgbench opens as many again.
+    let bare = Db::connect(&args.database_url, args.concurrency as u32).await?;
     let baseline = |calls: usize| {
-        let (db, users, tracks) = (ctx.db.clone(), users.clone(), tracks.clone());
+        let (db, users, tracks) = (bare.clone(), users.clone(), tracks.clone());
         load::run(calls, args.concurrency, 1, args.budget(), move |i| {
             let (db, users, tracks) = (db.clone(), users.clone(), tracks.clone());
             async move {
@@ -89,8 +95,29 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     };
     baseline(WARM_UP_CALLS).await?;
     let baseline = baseline(args.record_calls).await;
+    bare.close().await;
+    let pgbench = match (&ctx.db, baseline.is_ok()) {
+        (Db::Postgres(_), true) if pgbench::available() => {
+            eprintln!("record: the same inserts from pgbench...");
+            let url = args.database_url.clone();
+            let (clients, calls) = (args.concurrency, args.record_calls);
+            Some(
+                tokio::task::spawn_blocking(move || pgbench::bare_inserts(&url, clients, calls))
+                    .await?,
+            )
+        }
+        (Db::Postgres(_), true) => {
+            eprintln!("  note: no pgbench on PATH: record-thin is compared with the sqlx baseline");
+            None
+        }
+        _ => None,
+    };
     ctx.db.drop_bare_plays().await?;
     let baseline = baseline?;
+    let thin_baseline = match pgbench {
+        Some(sample) => (sample?, "pgbench"),
+        None => (baseline.clone(), "the bench's own connections"),
+    };
     let service = many;
 
     report::emit(report::line(
@@ -116,6 +143,19 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             args.concurrency
         ),
     ));
+    report::emit(report::line(
+        "record-thin",
+        "ops/s",
+        &thin,
+        &thin_baseline.0,
+        &format!(
+            "{} calls, {} concurrent, {} listeners, over raw HTTP/2; baseline: bare inserts from {}",
+            thin.calls(),
+            args.concurrency,
+            USERS,
+            thin_baseline.1
+        ),
+    ));
     let ratio = report::ratio(&service, &baseline);
     report.at_least(
         "record",
@@ -135,3 +175,40 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The `record` load again, through [`Thin`]: the same listeners, plays and unique
+/// `request_id`s, with a client that costs the shared cores little per call.
+async fn thin_service(
+    ctx: &Ctx,
+    users: &Arc<Vec<Uuid>>,
+    tracks: &Arc<Vec<Uuid>>,
+    tag: &str,
+) -> anyhow::Result<Sample> {
+    let args = &ctx.args;
+    eprintln!("record: the same over raw HTTP/2...");
+    let thin = Thin::connect(&args.addr, args.connections, ctx.api.service.value()).await?;
+    let calls = |prefix: &'static str, calls: usize| {
+        let (thin, users, tracks, tag) =
+            (thin.clone(), users.clone(), tracks.clone(), tag.to_string());
+        load::run(calls, args.concurrency, 1, args.budget(), move |i| {
+            let (thin, users, tracks) = (thin.clone(), users.clone(), tracks.clone());
+            let request_id = format!("{prefix}-{tag}-{i}");
+            async move {
+                let play = live_play(users[i % users.len()], &tracks, request_id);
+                let done: pb::RecordPlayResponse = thin
+                    .unary(i, RECORD_PLAY, &play)
+                    .await
+                    .context("RecordPlay")?;
+                ensure!(
+                    !done.duplicate,
+                    "a fresh request_id was reported as a duplicate"
+                );
+                Ok(())
+            }
+        })
+    };
+    calls("thin-warm", WARM_UP_CALLS).await?;
+    calls("thin", args.record_calls).await
+}
+
+const RECORD_PLAY: &str = "/audiohm.library.v1.LibraryService/RecordPlay";

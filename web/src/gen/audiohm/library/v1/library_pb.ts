@@ -2021,7 +2021,9 @@ export const LibraryService: GenService<{
   /**
    * Records up to 1000 plays at once (offline sync). Each item gets its own
    * result, in request order; valid items are stored even when others are
-   * rejected.
+   * rejected. A call of more than 500 plays may be committed in parts: if it
+   * fails, some of its plays may be stored, so retry with the same
+   * `request_id`s, which store only what is missing.
    *
    * @generated from rpc audiohm.library.v1.LibraryService.RecordPlays
    */
