@@ -391,15 +391,19 @@ async fn live_calls_go_ahead_of_bulk_ones_but_every_group_takes_the_oldest_bulk_
     );
 }
 
-#[tokio::test]
-async fn a_large_live_call_is_written_in_parts_by_groups_committing_side_by_side() {
-    let writer = Held::new();
-    let limits = GroupLimits {
+/// Two groups at once, live calls of more than four plays queued in parts.
+fn in_parts_of_four() -> GroupLimits {
+    GroupLimits {
         in_flight: 2,
         part_plays: 4,
         ..limits(1000)
-    };
-    let group = GroupCommit::start(writer.clone(), limits);
+    }
+}
+
+#[tokio::test]
+async fn a_large_live_call_is_written_in_parts_by_groups_committing_side_by_side() {
+    let writer = Held::new();
+    let group = GroupCommit::start(writer.clone(), in_parts_of_four());
     let user = listener();
     let sent = plays(10);
     let tracks: Vec<TrackId> = sent.iter().map(|p| p.track_id).collect();
@@ -431,12 +435,7 @@ async fn a_large_live_call_is_written_in_parts_by_groups_committing_side_by_side
 #[tokio::test]
 async fn an_import_batch_is_never_split() {
     let writer = Held::new();
-    let limits = GroupLimits {
-        in_flight: 2,
-        part_plays: 4,
-        ..limits(1000)
-    };
-    let group = GroupCommit::start(writer.clone(), limits);
+    let group = GroupCommit::start(writer.clone(), in_parts_of_four());
     writer.open();
     let recorded = group
         .record(listener(), plays(10), Patience::Bulk)
