@@ -316,7 +316,8 @@ async fn form_groups<W: GroupWrite>(
             if free > 1 && waiting > limits.part_plays {
                 waiting
                     .div_ceil(free)
-                    .clamp(limits.part_plays, limits.group_plays)
+                    .max(limits.part_plays)
+                    .min(limits.group_plays)
             } else {
                 limits.group_plays
             }
