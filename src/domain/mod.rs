@@ -22,8 +22,8 @@ pub use likes::{
     likes_page_size,
 };
 pub use play::{
-    HistoryOrder, HistoryQuery, MAX_PLAYS_PER_CALL, NewPlay, NewPlayInput, Play, PlayPosition,
-    Recorded,
+    ClearScope, HistoryOrder, HistoryQuery, MAX_PLAYS_PER_CALL, NewPlay, NewPlayInput, Play,
+    PlayPosition, Recorded,
 };
 pub use stats::{
     ActivityBucket, BucketCounts, CalendarPeriod, Counts, DAY_MICROS, DEFAULT_DAILY_DAYS,

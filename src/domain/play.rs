@@ -76,6 +76,18 @@ pub struct HistoryQuery {
     pub order: HistoryOrder,
 }
 
+/// Which of a listener's plays `ClearHistory` deletes: every condition set must hold, and none
+/// set means the whole history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClearScope {
+    /// Played at or after.
+    pub since: Option<Timestamp>,
+    /// Played before.
+    pub before: Option<Timestamp>,
+    pub track_id: Option<TrackId>,
+    pub source: Option<String>,
+}
+
 /// A play as a client sent it, before validation.
 #[derive(Debug, Clone, Copy)]
 pub struct NewPlayInput<'a> {

@@ -6,7 +6,8 @@ use tracing::Instrument;
 use super::{
     LibraryApi,
     convert::{
-        authorize, check_range, optional_timestamp, play_to_proto, prefixed, timestamp_from_proto,
+        Checks, authorize, check_range, optional_timestamp, play_to_proto, prefixed,
+        timestamp_from_proto,
     },
     drain::DrainingStream,
     limits::too_many_streams,
@@ -14,8 +15,8 @@ use super::{
 use crate::{
     auth::{Access, Principal},
     domain::{
-        HistoryCursor, HistoryOrder, HistoryQuery, MAX_PLAYS_PER_CALL, NewPlay, NewPlayInput,
-        PlayId, PlaySource, Recorded, Timestamp, TrackId,
+        ClearScope, HistoryCursor, HistoryOrder, HistoryQuery, MAX_PLAYS_PER_CALL, NewPlay,
+        NewPlayInput, PlayId, PlaySource, Recorded, Timestamp, TrackId,
     },
     error::{ApiError, ApiResult},
     pb,
@@ -161,18 +162,9 @@ pub(super) async fn stream_history<S: Store>(
     let since = optional_timestamp("since", r.since.as_ref())?;
     let until = optional_timestamp("until", r.until.as_ref())?;
     check_range(since, until)?;
-    let track_id = match r.track_id.as_str() {
-        "" => None,
-        id => Some(TrackId::parse(id).map_err(|why| ApiError::invalid("track_id", why))?),
-    };
-    let source = match r.source.as_str() {
-        "" => None,
-        s => Some(
-            PlaySource::parse(s)
-                .map_err(|why| ApiError::invalid("source", why))?
-                .into_string(),
-        ),
-    };
+    let mut checks = Checks::default();
+    let (track_id, source) = track_and_source(&mut checks, &r.track_id, &r.source);
+    checks.finish()?;
     let after = match r.after.as_str() {
         "" => None,
         token => Some(
@@ -234,6 +226,25 @@ pub(super) async fn stream_history<S: Store>(
     Ok(DrainingStream::new(rx, api.drain.clone(), slot))
 }
 
+/// The `track_id` and `source` filters of a listing or a clean-up: empty means any.
+fn track_and_source(
+    checks: &mut Checks,
+    track_id: &str,
+    source: &str,
+) -> (Option<TrackId>, Option<String>) {
+    let track_id = match track_id {
+        "" => None,
+        id => checks.field("track_id", TrackId::parse(id)),
+    };
+    let source = match source {
+        "" => None,
+        s => checks
+            .field("source", PlaySource::parse(s))
+            .map(PlaySource::into_string),
+    };
+    (track_id, source)
+}
+
 pub(super) async fn delete_one<S: Store>(
     api: &LibraryApi<S>,
     caller: Principal,
@@ -254,8 +265,23 @@ pub(super) async fn clear<S: Store>(
     r: pb::ClearHistoryRequest,
 ) -> ApiResult<pb::ClearHistoryResponse> {
     let user = authorize(&caller, &r.user_id, Access::Write)?;
-    let before = optional_timestamp("before", r.before.as_ref())?;
-    let deleted_count = api.store.clear_history(user, before, r.dry_run).await?;
+    let mut checks = Checks::default();
+    let since = checks.timestamp("since", r.since.as_ref());
+    let before = checks.timestamp("before", r.before.as_ref());
+    if let (Some(since), Some(before)) = (since, before)
+        && since > before
+    {
+        checks.refuse("before", "must not be before since");
+    }
+    let (track_id, source) = track_and_source(&mut checks, &r.track_id, &r.source);
+    checks.finish()?;
+    let scope = ClearScope {
+        since,
+        before,
+        track_id,
+        source,
+    };
+    let deleted_count = api.store.clear_history(user, &scope, r.dry_run).await?;
     Ok(pb::ClearHistoryResponse {
         deleted_count,
         dry_run: r.dry_run,

@@ -6,9 +6,9 @@
 use std::future::Future;
 
 use crate::domain::{
-    HistoryQuery, LikePosition, LikedTrack, ListenerCount, NewPlay, Notes, Play, PlayId,
-    PlayPosition, QuarterTally, Recorded, TimeRange, Timestamp, TrackErasure, TrackId, TrackLikes,
-    UserErasure, UserId,
+    ClearScope, HistoryQuery, LikePosition, LikedTrack, ListenerCount, NewPlay, Notes, Play,
+    PlayId, PlayPosition, QuarterTally, Recorded, TimeRange, Timestamp, TrackErasure, TrackId,
+    TrackLikes, UserErasure, UserId,
 };
 
 mod admin;
@@ -134,11 +134,11 @@ pub trait PlayStore {
         play: PlayId,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// Deletes (or with `dry_run` counts) the plays played before `before` (all when `None`).
+    /// Deletes (or with `dry_run` counts) the plays in `scope`.
     fn clear_history(
         &self,
         user: UserId,
-        before: Option<Timestamp>,
+        scope: &ClearScope,
         dry_run: bool,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 }

@@ -474,6 +474,24 @@ async fn every_figure_equals_a_recount_after_a_random_mix_of_every_write_path(ap
                     .await
                     .expect("track erased");
             }
+            0 => {
+                // A narrowed clean-up: a window of days, one track, perhaps one source.
+                let since = now_secs() - rng.random_range(20 * DAY..40 * DAY);
+                let source = ["radio", "album", ""]
+                    .choose(&mut rng)
+                    .copied()
+                    .unwrap_or("");
+                client
+                    .clear_history(app.req(pb::ClearHistoryRequest {
+                        since: Some(proto_time(since * 1_000_000)),
+                        before: Some(proto_time((since + 10 * DAY) * 1_000_000)),
+                        track_id: tracks.choose(&mut rng).cloned().unwrap_or_default(),
+                        source: source.to_string(),
+                        ..Default::default()
+                    }))
+                    .await
+                    .expect("history cleared in part");
+            }
             5 => {
                 admin
                     .delete_user_data(as_admin(pb::DeleteUserDataRequest {

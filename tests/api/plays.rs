@@ -210,9 +210,9 @@ async fn clearing_history_counts_on_a_dry_run_and_deletes_only_older_plays(app: 
     .await;
     let mut client = app.client.clone();
     let clear = |dry_run| pb::ClearHistoryRequest {
-        user_id: String::new(),
         before: Some(ts("2026-01-03T00:00:00Z")),
         dry_run,
+        ..Default::default()
     };
     let dry = client
         .clear_history(app.req(clear(true)))
@@ -239,6 +239,73 @@ async fn clearing_history_counts_on_a_dry_run_and_deletes_only_older_plays(app: 
         .into_inner();
     assert_eq!(all.deleted_count, 1);
     assert!(history_ids(&app, Default::default()).await.is_empty());
+}
+
+async fn clearing_history_by_range_track_and_source_deletes_only_plays_matching_all(app: TestApp) {
+    let (a, b) = (track(), track());
+    let at = |track: &str, source: &str, when: &str| pb::NewPlay {
+        source: source.into(),
+        ..play(track, 10, when)
+    };
+    let stored = record(
+        &app,
+        vec![
+            at(&a, "radio", "2026-01-01T00:00:00Z"),
+            at(&a, "radio", "2026-01-02T00:00:00Z"),
+            at(&a, "radio", "2026-01-03T00:00:00Z"),
+            at(&a, "album", "2026-01-02T00:00:00Z"),
+            at(&b, "radio", "2026-01-02T00:00:00Z"),
+        ],
+    )
+    .await;
+    let mut client = app.client.clone();
+    let clear = |dry_run| pb::ClearHistoryRequest {
+        since: Some(ts("2026-01-02T00:00:00Z")),
+        before: Some(ts("2026-01-03T00:00:00Z")),
+        track_id: a.clone(),
+        source: "radio".into(),
+        dry_run,
+        ..Default::default()
+    };
+    let dry = client
+        .clear_history(app.req(clear(true)))
+        .await
+        .expect("dry run")
+        .into_inner();
+    assert_eq!((dry.deleted_count, dry.dry_run), (1, true));
+    assert_eq!(history_ids(&app, Default::default()).await.len(), 5);
+    let done = client
+        .clear_history(app.req(clear(false)))
+        .await
+        .expect("cleared")
+        .into_inner();
+    assert_eq!(done.deleted_count, 1);
+    let mut left = history_ids(&app, Default::default()).await;
+    let mut expected: Vec<String> = stored
+        .iter()
+        .filter(|p| p.id != stored[1].id)
+        .map(|p| p.id.clone())
+        .collect();
+    left.sort();
+    expected.sort();
+    assert_eq!(left, expected, "only a's radio play of 2 January went");
+
+    // One condition alone: every play of track a, whatever its source and time.
+    let of_a = client
+        .clear_history(app.req(pb::ClearHistoryRequest {
+            track_id: a.to_uppercase(),
+            ..Default::default()
+        }))
+        .await
+        .expect("cleared a")
+        .into_inner();
+    assert_eq!(of_a.deleted_count, 3);
+    let stats = client
+        .get_library_stats(app.req(pb::GetLibraryStatsRequest::default()))
+        .await
+        .expect("stats")
+        .into_inner();
+    assert_eq!(stats.total_plays, 1, "the statistics count only b's play");
 }
 
 async fn twenty_concurrent_retries_store_one_play(app: TestApp) {
@@ -411,6 +478,7 @@ backend_tests! {
     a_deleted_play_is_gone_and_deleting_it_again_is_not_found,
     a_listener_cannot_delete_another_listeners_play,
     clearing_history_counts_on_a_dry_run_and_deletes_only_older_plays,
+    clearing_history_by_range_track_and_source_deletes_only_plays_matching_all,
     twenty_concurrent_retries_store_one_play,
     twenty_concurrent_retries_of_a_batch_store_each_play_once,
     a_service_records_plays_for_a_listener_with_any_user,

@@ -341,9 +341,35 @@ async fn bad_deletes_are_refused(app: TestApp) {
         .await
         .expect_err("unknown");
     assert_eq!(unknown.code(), Code::NotFound);
+    let clear = |r: pb::ClearHistoryRequest| {
+        let mut client = app.client.clone();
+        let request = app.req(r);
+        async move { client.clear_history(request).await.expect_err("refused") }
+    };
+    let backwards = clear(pb::ClearHistoryRequest {
+        since: Some(ts("2026-02-01T00:00:00Z")),
+        before: Some(ts("2026-01-01T00:00:00Z")),
+        track_id: "not-a-track".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_bad_fields(&backwards, &["before", "track_id"]);
+    let bad_track = clear(pb::ClearHistoryRequest {
+        track_id: "not-a-track".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_bad_fields(&bad_track, &["track_id"]);
+    let long_source = clear(pb::ClearHistoryRequest {
+        source: "s".repeat(51),
+        ..Default::default()
+    })
+    .await;
+    assert_bad_fields(&long_source, &["source"]);
     assert_eq!(
         history_ids(&app, Default::default()).await,
-        vec![kept[0].id.clone()]
+        vec![kept[0].id.clone()],
+        "nothing refused deleted anything"
     );
 }
 

@@ -10,8 +10,8 @@ use super::{
 };
 use crate::{
     domain::{
-        HistoryOrder, HistoryQuery, NewPlay, Play, PlayId, PlayPosition, Recorded, Timestamp,
-        TrackId, UserId,
+        ClearScope, HistoryOrder, HistoryQuery, NewPlay, Play, PlayId, PlayPosition, Recorded,
+        Timestamp, TrackId, UserId,
     },
     store::{
         PlayStore, StoreError, StoreResult,
@@ -326,25 +326,39 @@ impl PlayStore for PgStore {
     async fn clear_history(
         &self,
         user: UserId,
-        before: Option<Timestamp>,
+        scope: &ClearScope,
         dry_run: bool,
     ) -> StoreResult<u64> {
+        // The time bounds as '-infinity' and 'infinity' rather than ORs, so that a generic plan
+        // still prunes partitions and bounds the index range by them.
         if dry_run {
             let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM plays WHERE user_id = $1 AND played_at < COALESCE($2, 'infinity')",
+                "SELECT COUNT(*) FROM plays
+                 WHERE user_id = $1 AND played_at >= COALESCE($2::timestamptz, '-infinity')
+                   AND played_at < COALESCE($3::timestamptz, 'infinity')
+                   AND ($4::uuid IS NULL OR track_id = $4) AND ($5::text IS NULL OR source = $5)",
             )
             .bind(user)
-            .bind(before)
+            .bind(scope.since)
+            .bind(scope.before)
+            .bind(scope.track_id)
+            .bind(scope.source.as_deref())
             .fetch_one(&self.pool)
             .await?;
             return count(n);
         }
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query_as(counted_delete!(
-            "DELETE FROM plays WHERE user_id = $1 AND played_at < COALESCE($2, 'infinity')"
+            "DELETE FROM plays
+             WHERE user_id = $1 AND played_at >= COALESCE($2::timestamptz, '-infinity')
+               AND played_at < COALESCE($3::timestamptz, 'infinity')
+               AND ($4::uuid IS NULL OR track_id = $4) AND ($5::text IS NULL OR source = $5)"
         ))
         .bind(user)
-        .bind(before)
+        .bind(scope.since)
+        .bind(scope.before)
+        .bind(scope.track_id)
+        .bind(scope.source.as_deref())
         .fetch_all(&mut *tx)
         .await?;
         let deleted = tidy(&mut tx, rows).await?;

@@ -6,8 +6,8 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use super::SqliteStore;
 use crate::{
     domain::{
-        HistoryOrder, HistoryQuery, NewPlay, Period, Play, PlayId, PlayPosition, Recorded,
-        Timestamp, UserId,
+        ClearScope, HistoryOrder, HistoryQuery, NewPlay, Period, Play, PlayId, PlayPosition,
+        Recorded, Timestamp, UserId,
     },
     store::{
         PlayStore, StoreResult,
@@ -16,6 +16,15 @@ use crate::{
         stats::period_key,
     },
 };
+
+/// The plays a `ClearHistory` scope selects, for its count and its delete: `?1` the listener,
+/// `?2`..`?3` the time range, `?4` the track and `?5` the source, where NULL matches any.
+macro_rules! cleared {
+    () => {
+        "FROM plays WHERE user_id = ?1 AND played_at >= ?2 AND played_at < ?3
+           AND (?4 IS NULL OR track_id = ?4) AND (?5 IS NULL OR source = ?5)"
+    };
+}
 
 /// The single writer, as the group commit drives it: a group is one `BEGIN IMMEDIATE`
 /// transaction of a few multi-row statements (the keys already claimed, the new plays, their
@@ -278,24 +287,32 @@ impl PlayStore for SqliteStore {
     async fn clear_history(
         &self,
         user: UserId,
-        before: Option<Timestamp>,
+        scope: &ClearScope,
         dry_run: bool,
     ) -> StoreResult<u64> {
-        let before = before.unwrap_or(Timestamp::MAX);
+        let since = scope.since.unwrap_or(Timestamp::MIN);
+        let before = scope.before.unwrap_or(Timestamp::MAX);
+        let track = scope.track_id;
+        let source = scope.source.as_deref();
         if dry_run {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM plays WHERE user_id = ? AND played_at < ?",
-            )
-            .bind(user)
-            .bind(before)
-            .fetch_one(&self.reader)
-            .await?;
+            let n: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*) ", cleared!()))
+                .bind(user)
+                .bind(since)
+                .bind(before)
+                .bind(track)
+                .bind(source)
+                .fetch_one(&self.reader)
+                .await?;
             return count(n);
         }
+        // The delete trigger takes each play out of the aggregates and marks its snapshots stale.
         let mut tx = self.write().await?;
-        let done = sqlx::query("DELETE FROM plays WHERE user_id = ? AND played_at < ?")
+        let done = sqlx::query(concat!("DELETE ", cleared!()))
             .bind(user)
+            .bind(since)
             .bind(before)
+            .bind(track)
+            .bind(source)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
