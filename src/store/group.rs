@@ -223,7 +223,8 @@ impl GroupCommit {
             Patience::Live => self.limits.part_plays,
             Patience::Bulk => usize::MAX,
         };
-        let mut answers = Vec::with_capacity(plays.len().div_ceil(part));
+        let total = plays.len();
+        let mut answers = Vec::with_capacity(total.div_ceil(part));
         while plays.len() > part {
             let rest = plays.split_off(part);
             let share = room.split(part.min(room.num_permits()));
@@ -231,8 +232,8 @@ impl GroupCommit {
             plays = rest;
         }
         answers.push(self.queue(user, plays, patience, Some(room))?);
-        let mut recorded = Vec::with_capacity(answers.iter().map(|(_, n)| n).sum());
-        for (answer, _) in answers {
+        let mut recorded = Vec::with_capacity(total);
+        for answer in answers {
             recorded.extend(answer.await.unwrap_or(Err(StoreError::Stopped))?);
         }
         Ok(recorded)
@@ -254,9 +255,9 @@ impl GroupCommit {
         plays: Vec<NewPlay>,
         patience: Patience,
         room: Option<OwnedSemaphorePermit>,
-    ) -> StoreResult<(Answer, usize)> {
+    ) -> StoreResult<Answer> {
         let (reply, answer) = oneshot::channel();
-        let n = plays.len();
+        let n = plays.len() as u64;
         let queued = Queued {
             job: Job { user, plays },
             patience,
@@ -266,17 +267,17 @@ impl GroupCommit {
         let sent = match patience {
             // Counted before it is sent, so the group that takes it never counts it out first.
             Patience::Live => {
-                self.counters.waiting(1, n as u64);
+                self.counters.waiting(1, n);
                 let sent = self.live.send(queued);
                 if sent.is_err() {
-                    self.counters.taken(1, n as u64);
+                    self.counters.taken(1, n);
                 }
                 sent
             }
             Patience::Bulk => self.bulk.send(queued),
         };
         sent.map_err(|_| StoreError::Stopped)?;
-        Ok((answer, n))
+        Ok(answer)
     }
 
     pub fn status(&self) -> GroupStatus {

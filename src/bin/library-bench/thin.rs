@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use anyhow::{Context, bail, ensure};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use h2::client::SendRequest;
-use http::{HeaderValue, Method, Request, Uri};
+use http::{HeaderValue, Method, Request, Uri, uri::Authority};
 use tokio::net::TcpStream;
 
 #[derive(Clone)]
 pub struct Thin {
     connections: Vec<SendRequest<Bytes>>,
-    authority: String,
+    authority: Authority,
     authorization: HeaderValue,
 }
 
@@ -27,11 +27,8 @@ impl Thin {
         authorization: HeaderValue,
     ) -> anyhow::Result<Self> {
         let uri: Uri = addr.parse().with_context(|| format!("--addr {addr}"))?;
-        let authority = uri
-            .authority()
-            .context("--addr has no host:port")?
-            .to_string();
-        let socket: SocketAddr = tokio::net::lookup_host(&authority)
+        let authority = uri.authority().context("--addr has no host:port")?.clone();
+        let socket: SocketAddr = tokio::net::lookup_host(authority.as_str())
             .await
             .with_context(|| format!("resolving {authority}"))?
             .next()
@@ -64,12 +61,12 @@ impl Thin {
     pub async fn unary<Req: prost::Message, Resp: prost::Message + Default>(
         &self,
         i: usize,
-        path: &str,
+        path: &'static str,
         message: &Req,
     ) -> anyhow::Result<Resp> {
         let uri = Uri::builder()
             .scheme("http")
-            .authority(self.authority.as_str())
+            .authority(self.authority.clone())
             .path_and_query(path)
             .build()
             .context("request URI")?;

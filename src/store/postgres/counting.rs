@@ -52,7 +52,8 @@ macro_rules! stale_periods {
 /// one. The rows a listener's plays share (totals, sources, quarter hours, periods) are locked
 /// last: they read `settled`, which is `stored` once `tracks` has run, so two groups writing
 /// one listener at once (the parts of one large call) do their disjoint work (plays, keys,
-/// tracks) side by side and wait for each other only for those few rows. The benchmark's baselines do not run this: they measure the database without it.
+/// tracks) side by side and wait for each other only for those few rows. The `record`
+/// baseline of the benchmark does not run this: it measures the database without it.
 pub const INSERT_PLAYS: &str = concat!(
     "WITH input AS (
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::int4[],
@@ -152,10 +153,11 @@ pub const INSERT_PLAYS: &str = concat!(
 /// rows: `part` 0 says how many plays went, 1 a track to tidy, 2 a source, 3 a quarter hour,
 /// 4 a listener's totals.
 macro_rules! counted_delete {
-    ($delete:literal) => {
+    // Tokens rather than a literal, so that the delete may itself be a `concat!`.
+    ($($delete:tt)+) => {
         concat!(
             "WITH gone AS (",
-            $delete,
+            $($delete)+,
             " RETURNING user_id, track_id, source, played_at, played_for_seconds, completed,
                         counted
      ),

@@ -98,6 +98,19 @@ impl Columns {
     }
 }
 
+/// The plays a `ClearHistory` scope selects, for its count and its delete: `$1` the listener,
+/// `$2`..`$3` the time range, `$4` the track and `$5` the source, where NULL matches any. The
+/// open time bounds are '-infinity' and 'infinity' rather than ORs, so that a generic plan still
+/// prunes partitions and bounds the index range by them.
+macro_rules! cleared {
+    () => {
+        "FROM plays
+         WHERE user_id = $1 AND played_at >= COALESCE($2::timestamptz, '-infinity')
+           AND played_at < COALESCE($3::timestamptz, 'infinity')
+           AND ($4::uuid IS NULL OR track_id = $4) AND ($5::text IS NULL OR source = $5)"
+    };
+}
+
 /// PostgreSQL's check_violation for a row that no partition accepts.
 fn is_missing_partition(e: &sqlx::Error) -> bool {
     e.as_database_error()
@@ -329,38 +342,26 @@ impl PlayStore for PgStore {
         scope: &ClearScope,
         dry_run: bool,
     ) -> StoreResult<u64> {
-        // The time bounds as '-infinity' and 'infinity' rather than ORs, so that a generic plan
-        // still prunes partitions and bounds the index range by them.
         if dry_run {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM plays
-                 WHERE user_id = $1 AND played_at >= COALESCE($2::timestamptz, '-infinity')
-                   AND played_at < COALESCE($3::timestamptz, 'infinity')
-                   AND ($4::uuid IS NULL OR track_id = $4) AND ($5::text IS NULL OR source = $5)",
-            )
+            let n: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*) ", cleared!()))
+                .bind(user)
+                .bind(scope.since)
+                .bind(scope.before)
+                .bind(scope.track_id)
+                .bind(scope.source.as_deref())
+                .fetch_one(&self.pool)
+                .await?;
+            return count(n);
+        }
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query_as(counted_delete!(concat!("DELETE ", cleared!())))
             .bind(user)
             .bind(scope.since)
             .bind(scope.before)
             .bind(scope.track_id)
             .bind(scope.source.as_deref())
-            .fetch_one(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
-            return count(n);
-        }
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query_as(counted_delete!(
-            "DELETE FROM plays
-             WHERE user_id = $1 AND played_at >= COALESCE($2::timestamptz, '-infinity')
-               AND played_at < COALESCE($3::timestamptz, 'infinity')
-               AND ($4::uuid IS NULL OR track_id = $4) AND ($5::text IS NULL OR source = $5)"
-        ))
-        .bind(user)
-        .bind(scope.since)
-        .bind(scope.before)
-        .bind(scope.track_id)
-        .bind(scope.source.as_deref())
-        .fetch_all(&mut *tx)
-        .await?;
         let deleted = tidy(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(deleted)
