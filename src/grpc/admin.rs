@@ -71,6 +71,15 @@ impl<S: Store> LibraryAdminService for AdminApi<S> {
     ) -> Reply<pb::DeleteTrackDataResponse> {
         handle(self, request, erase_track).await
     }
+
+    type ExportUserDataStream = super::drain::DrainingStream<pb::ExportChunk>;
+
+    async fn export_user_data(
+        &self,
+        _request: Request<pb::ExportUserDataRequest>,
+    ) -> Reply<Self::ExportUserDataStream> {
+        Err(tonic::Status::unimplemented("ExportUserData"))
+    }
 }
 
 fn limit(limit: u32) -> ApiResult<u32> {

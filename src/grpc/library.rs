@@ -135,4 +135,36 @@ impl<S: Store> LibraryService for LibraryApi<S> {
     ) -> Reply<pb::GetTopTracksResponse> {
         handle(self, request, tracks::top_tracks).await
     }
+
+    async fn report_playback(
+        &self,
+        _request: Request<pb::ReportPlaybackRequest>,
+    ) -> Reply<pb::ReportPlaybackResponse> {
+        Err(tonic::Status::unimplemented("ReportPlayback"))
+    }
+
+    async fn get_now_playing(
+        &self,
+        _request: Request<pb::GetNowPlayingRequest>,
+    ) -> Reply<pb::GetNowPlayingResponse> {
+        Err(tonic::Status::unimplemented("GetNowPlaying"))
+    }
+
+    type WatchLibraryStream = DrainingStream<pb::LibraryEvent>;
+
+    async fn watch_library(
+        &self,
+        _request: Request<pb::WatchLibraryRequest>,
+    ) -> Reply<Self::WatchLibraryStream> {
+        Err(tonic::Status::unimplemented("WatchLibrary"))
+    }
+
+    type ExportLibraryStream = DrainingStream<pb::ExportChunk>;
+
+    async fn export_library(
+        &self,
+        _request: Request<pb::ExportLibraryRequest>,
+    ) -> Reply<Self::ExportLibraryStream> {
+        Err(tonic::Status::unimplemented("ExportLibrary"))
+    }
 }

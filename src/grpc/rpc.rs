@@ -55,12 +55,17 @@ pub enum Rpc {
     GetLibraryStats,
     GetTrackPlayCounts,
     GetTopTracks,
+    ReportPlayback,
+    GetNowPlaying,
+    WatchLibrary,
+    ExportLibrary,
     GetTopListeners,
     GetMostLikedTracks,
     GetHistoryGrowth,
     PurgeHistory,
     DeleteUserData,
     DeleteTrackData,
+    ExportUserData,
     HealthCheck,
     HealthWatch,
     ReflectionV1,
@@ -71,7 +76,7 @@ impl Rpc {
     /// Every RPC; `of_path` looks paths up here. (A variant left out of this list is never
     /// constructed, which the compiler reports; the descriptor test catches a served method
     /// missing from it.)
-    pub const ALL: [Rpc; 24] = [
+    pub const ALL: [Rpc; 29] = [
         Self::RecordPlay,
         Self::RecordPlays,
         Self::ImportHistory,
@@ -86,12 +91,17 @@ impl Rpc {
         Self::GetLibraryStats,
         Self::GetTrackPlayCounts,
         Self::GetTopTracks,
+        Self::ReportPlayback,
+        Self::GetNowPlaying,
+        Self::WatchLibrary,
+        Self::ExportLibrary,
         Self::GetTopListeners,
         Self::GetMostLikedTracks,
         Self::GetHistoryGrowth,
         Self::PurgeHistory,
         Self::DeleteUserData,
         Self::DeleteTrackData,
+        Self::ExportUserData,
         Self::HealthCheck,
         Self::HealthWatch,
         Self::ReflectionV1,
@@ -117,12 +127,17 @@ impl Rpc {
             Self::GetLibraryStats => (library, "GetLibraryStats"),
             Self::GetTrackPlayCounts => (library, "GetTrackPlayCounts"),
             Self::GetTopTracks => (library, "GetTopTracks"),
+            Self::ReportPlayback => (library, "ReportPlayback"),
+            Self::GetNowPlaying => (library, "GetNowPlaying"),
+            Self::WatchLibrary => (library, "WatchLibrary"),
+            Self::ExportLibrary => (library, "ExportLibrary"),
             Self::GetTopListeners => (admin, "GetTopListeners"),
             Self::GetMostLikedTracks => (admin, "GetMostLikedTracks"),
             Self::GetHistoryGrowth => (admin, "GetHistoryGrowth"),
             Self::PurgeHistory => (admin, "PurgeHistory"),
             Self::DeleteUserData => (admin, "DeleteUserData"),
             Self::DeleteTrackData => (admin, "DeleteTrackData"),
+            Self::ExportUserData => (admin, "ExportUserData"),
             Self::HealthCheck => (HEALTH, "Check"),
             Self::HealthWatch => (HEALTH, "Watch"),
             Self::ReflectionV1 => (REFLECTION_V1, "ServerReflectionInfo"),
@@ -133,7 +148,11 @@ impl Rpc {
     pub fn kind(self) -> RpcKind {
         match self {
             Self::ImportHistory => RpcKind::ClientStream,
-            Self::ListHistory | Self::HealthWatch => RpcKind::ServerStream,
+            Self::ListHistory
+            | Self::WatchLibrary
+            | Self::ExportLibrary
+            | Self::ExportUserData
+            | Self::HealthWatch => RpcKind::ServerStream,
             Self::ReflectionV1 | Self::ReflectionV1Alpha => RpcKind::BidiStream,
             Self::RecordPlay
             | Self::RecordPlays
@@ -147,6 +166,8 @@ impl Rpc {
             | Self::GetLibraryStats
             | Self::GetTrackPlayCounts
             | Self::GetTopTracks
+            | Self::ReportPlayback
+            | Self::GetNowPlaying
             | Self::GetTopListeners
             | Self::GetMostLikedTracks
             | Self::GetHistoryGrowth
@@ -161,25 +182,31 @@ impl Rpc {
     /// calls without a token and which are never rate limited.
     pub fn class(self) -> Option<CallClass> {
         match self {
-            Self::ListHistory | Self::ImportHistory => Some(CallClass::Stream),
+            Self::ListHistory
+            | Self::ImportHistory
+            | Self::WatchLibrary
+            | Self::ExportLibrary => Some(CallClass::Stream),
             Self::RecordPlay
             | Self::RecordPlays
             | Self::DeletePlay
             | Self::ClearHistory
             | Self::LikeTrack
             | Self::UnlikeTrack
-            | Self::UpdateLikedTrack => Some(CallClass::Write),
+            | Self::UpdateLikedTrack
+            | Self::ReportPlayback => Some(CallClass::Write),
             Self::ListLikedTracks
             | Self::CheckLikedTracks
             | Self::GetLibraryStats
             | Self::GetTrackPlayCounts
-            | Self::GetTopTracks => Some(CallClass::Read),
+            | Self::GetTopTracks
+            | Self::GetNowPlaying => Some(CallClass::Read),
             Self::GetTopListeners
             | Self::GetMostLikedTracks
             | Self::GetHistoryGrowth
             | Self::PurgeHistory
             | Self::DeleteUserData
-            | Self::DeleteTrackData => Some(CallClass::Admin),
+            | Self::DeleteTrackData
+            | Self::ExportUserData => Some(CallClass::Admin),
             Self::HealthCheck
             | Self::HealthWatch
             | Self::ReflectionV1

@@ -23,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file audiohm/library/v1/library.proto.
  */
 export const file_audiohm_library_v1_library: GenFile = /*@__PURE__*/
-  fileDesc("CiBhdWRpb2htL2xpYnJhcnkvdjEvbGlicmFyeS5wcm90bxISYXVkaW9obS5saWJyYXJ5LnYxItQBCgRQbGF5EgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEAoIdHJhY2tfaWQYAyABKAkSLQoJcGxheWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJwbGF5ZWRfZm9yX3NlY29uZHMYBSABKA0SEQoJY29tcGxldGVkGAYgASgIEg4KBnNvdXJjZRgHIAEoCRIeChZ0cmFja19kdXJhdGlvbl9zZWNvbmRzGAggASgNEg8KB2NvdW50ZWQYCSABKAgi3QEKB05ld1BsYXkSEAoIdHJhY2tfaWQYASABKAkSGgoScGxheWVkX2Zvcl9zZWNvbmRzGAIgASgNEhEKCWNvbXBsZXRlZBgDIAEoCBIOCgZzb3VyY2UYBCABKAkSLQoJcGxheWVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXF1ZXN0X2lkGAYgASgJEiMKFnRyYWNrX2R1cmF0aW9uX3NlY29uZHMYByABKA1IAIgBAUIZChdfdHJhY2tfZHVyYXRpb25fc2Vjb25kcyL4AQoRUmVjb3JkUGxheVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCgh0cmFja19pZBgCIAEoCRIaChJwbGF5ZWRfZm9yX3NlY29uZHMYAyABKA0SEQoJY29tcGxldGVkGAQgASgIEg4KBnNvdXJjZRgFIAEoCRItCglwbGF5ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYByABKAkSIwoWdHJhY2tfZHVyYXRpb25fc2Vjb25kcxgIIAEoDUgAiAEBQhkKF190cmFja19kdXJhdGlvbl9zZWNvbmRzIk8KElJlY29yZFBsYXlSZXNwb25zZRImCgRwbGF5GAEgASgLMhguYXVkaW9obS5saWJyYXJ5LnYxLlBsYXkSEQoJZHVwbGljYXRlGAIgASgIIlEKElJlY29yZFBsYXlzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEioKBXBsYXlzGAIgAygLMhsuYXVkaW9obS5saWJyYXJ5LnYxLk5ld1BsYXkiNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkilAEKEFJlY29yZFBsYXlSZXN1bHQSDQoFaW5kZXgYASABKA0SJgoEcGxheRgCIAEoCzIYLmF1ZGlvaG0ubGlicmFyeS52MS5QbGF5EhEKCWR1cGxpY2F0ZRgDIAEoCBI2Cgp2aW9sYXRpb25zGAQgAygLMiIuYXVkaW9obS5saWJyYXJ5LnYxLkZpZWxkVmlvbGF0aW9uIpUBChNSZWNvcmRQbGF5c1Jlc3BvbnNlEjUKB3Jlc3VsdHMYASADKAsyJC5hdWRpb2htLmxpYnJhcnkudjEuUmVjb3JkUGxheVJlc3VsdBIWCg5yZWNvcmRlZF9jb3VudBgCIAEoDRIXCg9kdXBsaWNhdGVfY291bnQYAyABKA0SFgoOcmVqZWN0ZWRfY291bnQYBCABKA0iUwoUSW1wb3J0SGlzdG9yeVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIqCgVwbGF5cxgCIAMoCzIbLmF1ZGlvaG0ubGlicmFyeS52MS5OZXdQbGF5IkkKD0ltcG9ydFJlamVjdGlvbhIOCgZyZWFzb24YASABKAkSDQoFY291bnQYAiABKAQSFwoPZmlyc3RfcG9zaXRpb25zGAMgAygEIrABChRJbXBvcnRIaXN0b3J5U3VtbWFyeRIWCg5yZWNlaXZlZF9jb3VudBgBIAEoBBIWCg5pbXBvcnRlZF9jb3VudBgCIAEoBBIXCg9kdXBsaWNhdGVfY291bnQYAyABKAQSFgoOcmVqZWN0ZWRfY291bnQYBCABKAQSNwoKcmVqZWN0aW9ucxgFIAMoCzIjLmF1ZGlvaG0ubGlicmFyeS52MS5JbXBvcnRSZWplY3Rpb24imgIKEkxpc3RIaXN0b3J5UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdHJhY2tfaWQYBCABKAkSDgoGc291cmNlGAUgASgJEhYKDmNvbXBsZXRlZF9vbmx5GAYgASgIEi8KBW9yZGVyGAcgASgOMiAuYXVkaW9obS5saWJyYXJ5LnYxLkhpc3RvcnlPcmRlchINCgVsaW1pdBgIIAEoDRINCgVhZnRlchgJIAEoCRIUCgxjb3VudGVkX29ubHkYCiABKAgiRgoMSGlzdG9yeUVudHJ5EiYKBHBsYXkYASABKAsyGC5hdWRpb2htLmxpYnJhcnkudjEuUGxheRIOCgZjdXJzb3IYAiABKAkiNQoRRGVsZXRlUGxheVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIPCgdwbGF5X2lkGAIgASgJIhQKEkRlbGV0ZVBsYXlSZXNwb25zZSKwAQoTQ2xlYXJIaXN0b3J5UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEioKBmJlZm9yZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZHJ5X3J1bhgDIAEoCBIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdHJhY2tfaWQYBSABKAkSDgoGc291cmNlGAYgASgJIj4KFENsZWFySGlzdG9yeVJlc3BvbnNlEhUKDWRlbGV0ZWRfY291bnQYASABKAQSDwoHZHJ5X3J1bhgCIAEoCCKdAQoKTGlrZWRUcmFjaxIPCgd1c2VyX2lkGAEgASgJEhAKCHRyYWNrX2lkGAIgASgJEg0KBW5vdGVzGAMgASgJEiwKCGxpa2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUwoQTGlrZVRyYWNrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCHRyYWNrX2lkGAIgASgJEhIKBW5vdGVzGAMgASgJSACIAQFCCAoGX25vdGVzIl8KEUxpa2VUcmFja1Jlc3BvbnNlEjMKC2xpa2VkX3RyYWNrGAEgASgLMh4uYXVkaW9obS5saWJyYXJ5LnYxLkxpa2VkVHJhY2sSFQoNYWxyZWFkeV9saWtlZBgCIAEoCCI3ChJVbmxpa2VUcmFja1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCgh0cmFja19pZBgCIAEoCSIoChNVbmxpa2VUcmFja1Jlc3BvbnNlEhEKCXdhc19saWtlZBgBIAEoCCJLChdVcGRhdGVMaWtlZFRyYWNrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCHRyYWNrX2lkGAIgASgJEg0KBW5vdGVzGAMgASgJIlAKFkxpc3RMaWtlZFRyYWNrc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJ8ChdMaXN0TGlrZWRUcmFja3NSZXNwb25zZRI0CgxsaWtlZF90cmFja3MYASADKAsyHi5hdWRpb2htLmxpYnJhcnkudjEuTGlrZWRUcmFjaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBCI9ChdDaGVja0xpa2VkVHJhY2tzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXRyYWNrX2lkcxgCIAMoCSIpChhDaGVja0xpa2VkVHJhY2tzUmVzcG9uc2USDQoFbGlrZWQYASADKAgi6QEKFkdldExpYnJhcnlTdGF0c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXRpbWVfem9uZRgEIAEoCRIYChB0b3BfdHJhY2tzX2xpbWl0GAUgASgNEjsKD2FjdGl2aXR5X2J1Y2tldBgGIAEoDjIiLmF1ZGlvaG0ubGlicmFyeS52MS5BY3Rpdml0eUJ1Y2tldCJ2CgpUcmFja1N0YXRzEhAKCHRyYWNrX2lkGAEgASgJEg0KBXBsYXlzGAIgASgEEhkKEWxpc3RlbmluZ19zZWNvbmRzGAMgASgEEhUKDWNvdW50ZWRfcGxheXMYBCABKAQSFQoNc2tpcHBlZF9wbGF5cxgFIAEoBCJ1CgtTb3VyY2VTdGF0cxIOCgZzb3VyY2UYASABKAkSDQoFcGxheXMYAiABKAQSFQoNY291bnRlZF9wbGF5cxgDIAEoBBIVCg1za2lwcGVkX3BsYXlzGAQgASgEEhkKEWxpc3RlbmluZ19zZWNvbmRzGAUgASgEInUKDURhaWx5QWN0aXZpdHkSDAoEZGF0ZRgBIAEoCRINCgVwbGF5cxgCIAEoBBIZChFsaXN0ZW5pbmdfc2Vjb25kcxgDIAEoBBIVCg1jb3VudGVkX3BsYXlzGAQgASgEEhUKDXNraXBwZWRfcGxheXMYBSABKAQiewoNQWN0aXZpdHlTdGF0cxISCgpzdGFydF9kYXRlGAEgASgJEg0KBXBsYXlzGAIgASgEEhUKDWNvdW50ZWRfcGxheXMYAyABKAQSFQoNc2tpcHBlZF9wbGF5cxgEIAEoBBIZChFsaXN0ZW5pbmdfc2Vjb25kcxgFIAEoBCKHAQoOSG91cmx5QWN0aXZpdHkSDwoHd2Vla2RheRgBIAEoDRIMCgRob3VyGAIgASgNEg0KBXBsYXlzGAMgASgEEhUKDWNvdW50ZWRfcGxheXMYBCABKAQSFQoNc2tpcHBlZF9wbGF5cxgFIAEoBBIZChFsaXN0ZW5pbmdfc2Vjb25kcxgGIAEoBCI9CgZTdHJlYWsSDAoEZGF5cxgBIAEoDRISCgpmaXJzdF9kYXRlGAIgASgJEhEKCWxhc3RfZGF0ZRgDIAEoCSJjCgdTdHJlYWtzEisKB2N1cnJlbnQYASABKAsyGi5hdWRpb2htLmxpYnJhcnkudjEuU3RyZWFrEisKB2xvbmdlc3QYAiABKAsyGi5hdWRpb2htLmxpYnJhcnkudjEuU3RyZWFrIvYFCgxMaWJyYXJ5U3RhdHMSDwoHdXNlcl9pZBgBIAEoCRITCgt0b3RhbF9wbGF5cxgCIAEoBBIXCg9jb21wbGV0ZWRfcGxheXMYAyABKAQSGQoRbGlzdGVuaW5nX3NlY29uZHMYBCABKAQSFQoNdW5pcXVlX3RyYWNrcxgFIAEoBBIUCgxsaWtlZF90cmFja3MYBiABKAQSMwoPZmlyc3RfcGxheWVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3BsYXllZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoKdG9wX3RyYWNrcxgJIAMoCzIeLmF1ZGlvaG0ubGlicmFyeS52MS5UcmFja1N0YXRzEjgKD3BsYXlzX2J5X3NvdXJjZRgKIAMoCzIfLmF1ZGlvaG0ubGlicmFyeS52MS5Tb3VyY2VTdGF0cxI5Cg5kYWlseV9hY3Rpdml0eRgLIAMoCzIhLmF1ZGlvaG0ubGlicmFyeS52MS5EYWlseUFjdGl2aXR5EhEKCXRpbWVfem9uZRgMIAEoCRIvCgtjb21wdXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY291bnRlZF9wbGF5cxgOIAEoBBIVCg1za2lwcGVkX3BsYXlzGA8gASgEEjMKCGFjdGl2aXR5GBAgAygLMiEuYXVkaW9obS5saWJyYXJ5LnYxLkFjdGl2aXR5U3RhdHMSOwoPYWN0aXZpdHlfYnVja2V0GBEgASgOMiIuYXVkaW9obS5saWJyYXJ5LnYxLkFjdGl2aXR5QnVja2V0EjsKD2hvdXJseV9hY3Rpdml0eRgSIAMoCzIiLmF1ZGlvaG0ubGlicmFyeS52MS5Ib3VybHlBY3Rpdml0eRIsCgdzdHJlYWtzGBMgASgLMhsuYXVkaW9obS5saWJyYXJ5LnYxLlN0cmVha3MilQEKGUdldFRyYWNrUGxheUNvdW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgl0cmFja19pZHMYAiADKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLyAQoOVHJhY2tQbGF5Q291bnQSEAoIdHJhY2tfaWQYASABKAkSDQoFcGxheXMYAiABKAQSFQoNY291bnRlZF9wbGF5cxgDIAEoBBIVCg1za2lwcGVkX3BsYXlzGAQgASgEEhkKEWxpc3RlbmluZ19zZWNvbmRzGAUgASgEEjMKD2ZpcnN0X3BsYXllZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9wbGF5ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpa2VkGAggASgIIlAKGkdldFRyYWNrUGxheUNvdW50c1Jlc3BvbnNlEjIKBnRyYWNrcxgBIAMoCzIiLmF1ZGlvaG0ubGlicmFyeS52MS5UcmFja1BsYXlDb3VudCKAAgoTR2V0VG9wVHJhY2tzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEjMKBnBlcmlvZBgCIAEoDjIjLmF1ZGlvaG0ubGlicmFyeS52MS5Ub3BUcmFja3NQZXJpb2QSEwoLcGVyaW9kc19hZ28YAyABKA0SKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0aW1lX3pvbmUYBiABKAkSEQoJcGFnZV9zaXplGAcgASgNEhIKCnBhZ2VfdG9rZW4YCCABKAkisAEKCFRvcFRyYWNrEgwKBHJhbmsYASABKA0SFQoNcHJldmlvdXNfcmFuaxgCIAEoDRIQCgh0cmFja19pZBgDIAEoCRINCgVwbGF5cxgEIAEoBBIVCg1jb3VudGVkX3BsYXlzGAUgASgEEhUKDXNraXBwZWRfcGxheXMYBiABKAQSGQoRbGlzdGVuaW5nX3NlY29uZHMYByABKAQSFQoNbmV3X2luX3BlcmlvZBgIIAEoCCKhAgoUR2V0VG9wVHJhY2tzUmVzcG9uc2USLAoGdHJhY2tzGAEgAygLMhwuYXVkaW9obS5saWJyYXJ5LnYxLlRvcFRyYWNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgEEjAKDHBlcmlvZF9zdGFydBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcGVyaW9kX2VuZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoVcHJldmlvdXNfcGVyaW9kX3N0YXJ0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0aW1lX3pvbmUYByABKAkqbQoMSGlzdG9yeU9yZGVyEh0KGUhJU1RPUllfT1JERVJfVU5TUEVDSUZJRUQQABIeChpISVNUT1JZX09SREVSX05FV0VTVF9GSVJTVBABEh4KGkhJU1RPUllfT1JERVJfT0xERVNUX0ZJUlNUEAIqmQEKDkFjdGl2aXR5QnVja2V0Eh8KG0FDVElWSVRZX0JVQ0tFVF9VTlNQRUNJRklFRBAAEhcKE0FDVElWSVRZX0JVQ0tFVF9EQVkQARIYChRBQ1RJVklUWV9CVUNLRVRfV0VFSxACEhkKFUFDVElWSVRZX0JVQ0tFVF9NT05USBADEhgKFEFDVElWSVRZX0JVQ0tFVF9ZRUFSEAQqiQEKD1RvcFRyYWNrc1BlcmlvZBIhCh1UT1BfVFJBQ0tTX1BFUklPRF9VTlNQRUNJRklFRBAAEhoKFlRPUF9UUkFDS1NfUEVSSU9EX1dFRUsQARIbChdUT1BfVFJBQ0tTX1BFUklPRF9NT05USBACEhoKFlRPUF9UUkFDS1NfUEVSSU9EX1lFQVIQAzL+CgoOTGlicmFyeVNlcnZpY2USWwoKUmVjb3JkUGxheRIlLmF1ZGlvaG0ubGlicmFyeS52MS5SZWNvcmRQbGF5UmVxdWVzdBomLmF1ZGlvaG0ubGlicmFyeS52MS5SZWNvcmRQbGF5UmVzcG9uc2USXgoLUmVjb3JkUGxheXMSJi5hdWRpb2htLmxpYnJhcnkudjEuUmVjb3JkUGxheXNSZXF1ZXN0GicuYXVkaW9obS5saWJyYXJ5LnYxLlJlY29yZFBsYXlzUmVzcG9uc2USZQoNSW1wb3J0SGlzdG9yeRIoLmF1ZGlvaG0ubGlicmFyeS52MS5JbXBvcnRIaXN0b3J5UmVxdWVzdBooLmF1ZGlvaG0ubGlicmFyeS52MS5JbXBvcnRIaXN0b3J5U3VtbWFyeSgBElkKC0xpc3RIaXN0b3J5EiYuYXVkaW9obS5saWJyYXJ5LnYxLkxpc3RIaXN0b3J5UmVxdWVzdBogLmF1ZGlvaG0ubGlicmFyeS52MS5IaXN0b3J5RW50cnkwARJbCgpEZWxldGVQbGF5EiUuYXVkaW9obS5saWJyYXJ5LnYxLkRlbGV0ZVBsYXlSZXF1ZXN0GiYuYXVkaW9obS5saWJyYXJ5LnYxLkRlbGV0ZVBsYXlSZXNwb25zZRJhCgxDbGVhckhpc3RvcnkSJy5hdWRpb2htLmxpYnJhcnkudjEuQ2xlYXJIaXN0b3J5UmVxdWVzdBooLmF1ZGlvaG0ubGlicmFyeS52MS5DbGVhckhpc3RvcnlSZXNwb25zZRJYCglMaWtlVHJhY2sSJC5hdWRpb2htLmxpYnJhcnkudjEuTGlrZVRyYWNrUmVxdWVzdBolLmF1ZGlvaG0ubGlicmFyeS52MS5MaWtlVHJhY2tSZXNwb25zZRJeCgtVbmxpa2VUcmFjaxImLmF1ZGlvaG0ubGlicmFyeS52MS5Vbmxpa2VUcmFja1JlcXVlc3QaJy5hdWRpb2htLmxpYnJhcnkudjEuVW5saWtlVHJhY2tSZXNwb25zZRJfChBVcGRhdGVMaWtlZFRyYWNrEisuYXVkaW9obS5saWJyYXJ5LnYxLlVwZGF0ZUxpa2VkVHJhY2tSZXF1ZXN0Gh4uYXVkaW9obS5saWJyYXJ5LnYxLkxpa2VkVHJhY2sSagoPTGlzdExpa2VkVHJhY2tzEiouYXVkaW9obS5saWJyYXJ5LnYxLkxpc3RMaWtlZFRyYWNrc1JlcXVlc3QaKy5hdWRpb2htLmxpYnJhcnkudjEuTGlzdExpa2VkVHJhY2tzUmVzcG9uc2USbQoQQ2hlY2tMaWtlZFRyYWNrcxIrLmF1ZGlvaG0ubGlicmFyeS52MS5DaGVja0xpa2VkVHJhY2tzUmVxdWVzdBosLmF1ZGlvaG0ubGlicmFyeS52MS5DaGVja0xpa2VkVHJhY2tzUmVzcG9uc2USXwoPR2V0TGlicmFyeVN0YXRzEiouYXVkaW9obS5saWJyYXJ5LnYxLkdldExpYnJhcnlTdGF0c1JlcXVlc3QaIC5hdWRpb2htLmxpYnJhcnkudjEuTGlicmFyeVN0YXRzEnMKEkdldFRyYWNrUGxheUNvdW50cxItLmF1ZGlvaG0ubGlicmFyeS52MS5HZXRUcmFja1BsYXlDb3VudHNSZXF1ZXN0Gi4uYXVkaW9obS5saWJyYXJ5LnYxLkdldFRyYWNrUGxheUNvdW50c1Jlc3BvbnNlEmEKDEdldFRvcFRyYWNrcxInLmF1ZGlvaG0ubGlicmFyeS52MS5HZXRUb3BUcmFja3NSZXF1ZXN0GiguYXVkaW9obS5saWJyYXJ5LnYxLkdldFRvcFRyYWNrc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiBhdWRpb2htL2xpYnJhcnkvdjEvbGlicmFyeS5wcm90bxISYXVkaW9obS5saWJyYXJ5LnYxItQBCgRQbGF5EgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEAoIdHJhY2tfaWQYAyABKAkSLQoJcGxheWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJwbGF5ZWRfZm9yX3NlY29uZHMYBSABKA0SEQoJY29tcGxldGVkGAYgASgIEg4KBnNvdXJjZRgHIAEoCRIeChZ0cmFja19kdXJhdGlvbl9zZWNvbmRzGAggASgNEg8KB2NvdW50ZWQYCSABKAgi3QEKB05ld1BsYXkSEAoIdHJhY2tfaWQYASABKAkSGgoScGxheWVkX2Zvcl9zZWNvbmRzGAIgASgNEhEKCWNvbXBsZXRlZBgDIAEoCBIOCgZzb3VyY2UYBCABKAkSLQoJcGxheWVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXF1ZXN0X2lkGAYgASgJEiMKFnRyYWNrX2R1cmF0aW9uX3NlY29uZHMYByABKA1IAIgBAUIZChdfdHJhY2tfZHVyYXRpb25fc2Vjb25kcyL4AQoRUmVjb3JkUGxheVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCgh0cmFja19pZBgCIAEoCRIaChJwbGF5ZWRfZm9yX3NlY29uZHMYAyABKA0SEQoJY29tcGxldGVkGAQgASgIEg4KBnNvdXJjZRgFIAEoCRItCglwbGF5ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYByABKAkSIwoWdHJhY2tfZHVyYXRpb25fc2Vjb25kcxgIIAEoDUgAiAEBQhkKF190cmFja19kdXJhdGlvbl9zZWNvbmRzIk8KElJlY29yZFBsYXlSZXNwb25zZRImCgRwbGF5GAEgASgLMhguYXVkaW9obS5saWJyYXJ5LnYxLlBsYXkSEQoJZHVwbGljYXRlGAIgASgIIlEKElJlY29yZFBsYXlzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEioKBXBsYXlzGAIgAygLMhsuYXVkaW9obS5saWJyYXJ5LnYxLk5ld1BsYXkiNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkilAEKEFJlY29yZFBsYXlSZXN1bHQSDQoFaW5kZXgYASABKA0SJgoEcGxheRgCIAEoCzIYLmF1ZGlvaG0ubGlicmFyeS52MS5QbGF5EhEKCWR1cGxpY2F0ZRgDIAEoCBI2Cgp2aW9sYXRpb25zGAQgAygLMiIuYXVkaW9obS5saWJyYXJ5LnYxLkZpZWxkVmlvbGF0aW9uIpUBChNSZWNvcmRQbGF5c1Jlc3BvbnNlEjUKB3Jlc3VsdHMYASADKAsyJC5hdWRpb2htLmxpYnJhcnkudjEuUmVjb3JkUGxheVJlc3VsdBIWCg5yZWNvcmRlZF9jb3VudBgCIAEoDRIXCg9kdXBsaWNhdGVfY291bnQYAyABKA0SFgoOcmVqZWN0ZWRfY291bnQYBCABKA0iUwoUSW1wb3J0SGlzdG9yeVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIqCgVwbGF5cxgCIAMoCzIbLmF1ZGlvaG0ubGlicmFyeS52MS5OZXdQbGF5IkkKD0ltcG9ydFJlamVjdGlvbhIOCgZyZWFzb24YASABKAkSDQoFY291bnQYAiABKAQSFwoPZmlyc3RfcG9zaXRpb25zGAMgAygEIrABChRJbXBvcnRIaXN0b3J5U3VtbWFyeRIWCg5yZWNlaXZlZF9jb3VudBgBIAEoBBIWCg5pbXBvcnRlZF9jb3VudBgCIAEoBBIXCg9kdXBsaWNhdGVfY291bnQYAyABKAQSFgoOcmVqZWN0ZWRfY291bnQYBCABKAQSNwoKcmVqZWN0aW9ucxgFIAMoCzIjLmF1ZGlvaG0ubGlicmFyeS52MS5JbXBvcnRSZWplY3Rpb24imgIKEkxpc3RIaXN0b3J5UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdHJhY2tfaWQYBCABKAkSDgoGc291cmNlGAUgASgJEhYKDmNvbXBsZXRlZF9vbmx5GAYgASgIEi8KBW9yZGVyGAcgASgOMiAuYXVkaW9obS5saWJyYXJ5LnYxLkhpc3RvcnlPcmRlchINCgVsaW1pdBgIIAEoDRINCgVhZnRlchgJIAEoCRIUCgxjb3VudGVkX29ubHkYCiABKAgiRgoMSGlzdG9yeUVudHJ5EiYKBHBsYXkYASABKAsyGC5hdWRpb2htLmxpYnJhcnkudjEuUGxheRIOCgZjdXJzb3IYAiABKAkiNQoRRGVsZXRlUGxheVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIPCgdwbGF5X2lkGAIgASgJIhQKEkRlbGV0ZVBsYXlSZXNwb25zZSKwAQoTQ2xlYXJIaXN0b3J5UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEioKBmJlZm9yZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZHJ5X3J1bhgDIAEoCBIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdHJhY2tfaWQYBSABKAkSDgoGc291cmNlGAYgASgJIj4KFENsZWFySGlzdG9yeVJlc3BvbnNlEhUKDWRlbGV0ZWRfY291bnQYASABKAQSDwoHZHJ5X3J1bhgCIAEoCCKdAQoKTGlrZWRUcmFjaxIPCgd1c2VyX2lkGAEgASgJEhAKCHRyYWNrX2lkGAIgASgJEg0KBW5vdGVzGAMgASgJEiwKCGxpa2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUwoQTGlrZVRyYWNrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCHRyYWNrX2lkGAIgASgJEhIKBW5vdGVzGAMgASgJSACIAQFCCAoGX25vdGVzIl8KEUxpa2VUcmFja1Jlc3BvbnNlEjMKC2xpa2VkX3RyYWNrGAEgASgLMh4uYXVkaW9obS5saWJyYXJ5LnYxLkxpa2VkVHJhY2sSFQoNYWxyZWFkeV9saWtlZBgCIAEoCCI3ChJVbmxpa2VUcmFja1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCgh0cmFja19pZBgCIAEoCSIoChNVbmxpa2VUcmFja1Jlc3BvbnNlEhEKCXdhc19saWtlZBgBIAEoCCJLChdVcGRhdGVMaWtlZFRyYWNrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCHRyYWNrX2lkGAIgASgJEg0KBW5vdGVzGAMgASgJIlAKFkxpc3RMaWtlZFRyYWNrc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJ8ChdMaXN0TGlrZWRUcmFja3NSZXNwb25zZRI0CgxsaWtlZF90cmFja3MYASADKAsyHi5hdWRpb2htLmxpYnJhcnkudjEuTGlrZWRUcmFjaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBCI9ChdDaGVja0xpa2VkVHJhY2tzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXRyYWNrX2lkcxgCIAMoCSIpChhDaGVja0xpa2VkVHJhY2tzUmVzcG9uc2USDQoFbGlrZWQYASADKAgi6QEKFkdldExpYnJhcnlTdGF0c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXRpbWVfem9uZRgEIAEoCRIYChB0b3BfdHJhY2tzX2xpbWl0GAUgASgNEjsKD2FjdGl2aXR5X2J1Y2tldBgGIAEoDjIiLmF1ZGlvaG0ubGlicmFyeS52MS5BY3Rpdml0eUJ1Y2tldCJ2CgpUcmFja1N0YXRzEhAKCHRyYWNrX2lkGAEgASgJEg0KBXBsYXlzGAIgASgEEhkKEWxpc3RlbmluZ19zZWNvbmRzGAMgASgEEhUKDWNvdW50ZWRfcGxheXMYBCABKAQSFQoNc2tpcHBlZF9wbGF5cxgFIAEoBCJ1CgtTb3VyY2VTdGF0cxIOCgZzb3VyY2UYASABKAkSDQoFcGxheXMYAiABKAQSFQoNY291bnRlZF9wbGF5cxgDIAEoBBIVCg1za2lwcGVkX3BsYXlzGAQgASgEEhkKEWxpc3RlbmluZ19zZWNvbmRzGAUgASgEInUKDURhaWx5QWN0aXZpdHkSDAoEZGF0ZRgBIAEoCRINCgVwbGF5cxgCIAEoBBIZChFsaXN0ZW5pbmdfc2Vjb25kcxgDIAEoBBIVCg1jb3VudGVkX3BsYXlzGAQgASgEEhUKDXNraXBwZWRfcGxheXMYBSABKAQiewoNQWN0aXZpdHlTdGF0cxISCgpzdGFydF9kYXRlGAEgASgJEg0KBXBsYXlzGAIgASgEEhUKDWNvdW50ZWRfcGxheXMYAyABKAQSFQoNc2tpcHBlZF9wbGF5cxgEIAEoBBIZChFsaXN0ZW5pbmdfc2Vjb25kcxgFIAEoBCKHAQoOSG91cmx5QWN0aXZpdHkSDwoHd2Vla2RheRgBIAEoDRIMCgRob3VyGAIgASgNEg0KBXBsYXlzGAMgASgEEhUKDWNvdW50ZWRfcGxheXMYBCABKAQSFQoNc2tpcHBlZF9wbGF5cxgFIAEoBBIZChFsaXN0ZW5pbmdfc2Vjb25kcxgGIAEoBCI9CgZTdHJlYWsSDAoEZGF5cxgBIAEoDRISCgpmaXJzdF9kYXRlGAIgASgJEhEKCWxhc3RfZGF0ZRgDIAEoCSJjCgdTdHJlYWtzEisKB2N1cnJlbnQYASABKAsyGi5hdWRpb2htLmxpYnJhcnkudjEuU3RyZWFrEisKB2xvbmdlc3QYAiABKAsyGi5hdWRpb2htLmxpYnJhcnkudjEuU3RyZWFrIvYFCgxMaWJyYXJ5U3RhdHMSDwoHdXNlcl9pZBgBIAEoCRITCgt0b3RhbF9wbGF5cxgCIAEoBBIXCg9jb21wbGV0ZWRfcGxheXMYAyABKAQSGQoRbGlzdGVuaW5nX3NlY29uZHMYBCABKAQSFQoNdW5pcXVlX3RyYWNrcxgFIAEoBBIUCgxsaWtlZF90cmFja3MYBiABKAQSMwoPZmlyc3RfcGxheWVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3BsYXllZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoKdG9wX3RyYWNrcxgJIAMoCzIeLmF1ZGlvaG0ubGlicmFyeS52MS5UcmFja1N0YXRzEjgKD3BsYXlzX2J5X3NvdXJjZRgKIAMoCzIfLmF1ZGlvaG0ubGlicmFyeS52MS5Tb3VyY2VTdGF0cxI5Cg5kYWlseV9hY3Rpdml0eRgLIAMoCzIhLmF1ZGlvaG0ubGlicmFyeS52MS5EYWlseUFjdGl2aXR5EhEKCXRpbWVfem9uZRgMIAEoCRIvCgtjb21wdXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY291bnRlZF9wbGF5cxgOIAEoBBIVCg1za2lwcGVkX3BsYXlzGA8gASgEEjMKCGFjdGl2aXR5GBAgAygLMiEuYXVkaW9obS5saWJyYXJ5LnYxLkFjdGl2aXR5U3RhdHMSOwoPYWN0aXZpdHlfYnVja2V0GBEgASgOMiIuYXVkaW9obS5saWJyYXJ5LnYxLkFjdGl2aXR5QnVja2V0EjsKD2hvdXJseV9hY3Rpdml0eRgSIAMoCzIiLmF1ZGlvaG0ubGlicmFyeS52MS5Ib3VybHlBY3Rpdml0eRIsCgdzdHJlYWtzGBMgASgLMhsuYXVkaW9obS5saWJyYXJ5LnYxLlN0cmVha3MilQEKGUdldFRyYWNrUGxheUNvdW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgl0cmFja19pZHMYAiADKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLyAQoOVHJhY2tQbGF5Q291bnQSEAoIdHJhY2tfaWQYASABKAkSDQoFcGxheXMYAiABKAQSFQoNY291bnRlZF9wbGF5cxgDIAEoBBIVCg1za2lwcGVkX3BsYXlzGAQgASgEEhkKEWxpc3RlbmluZ19zZWNvbmRzGAUgASgEEjMKD2ZpcnN0X3BsYXllZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9wbGF5ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpa2VkGAggASgIIlAKGkdldFRyYWNrUGxheUNvdW50c1Jlc3BvbnNlEjIKBnRyYWNrcxgBIAMoCzIiLmF1ZGlvaG0ubGlicmFyeS52MS5UcmFja1BsYXlDb3VudCKAAgoTR2V0VG9wVHJhY2tzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEjMKBnBlcmlvZBgCIAEoDjIjLmF1ZGlvaG0ubGlicmFyeS52MS5Ub3BUcmFja3NQZXJpb2QSEwoLcGVyaW9kc19hZ28YAyABKA0SKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0aW1lX3pvbmUYBiABKAkSEQoJcGFnZV9zaXplGAcgASgNEhIKCnBhZ2VfdG9rZW4YCCABKAkisAEKCFRvcFRyYWNrEgwKBHJhbmsYASABKA0SFQoNcHJldmlvdXNfcmFuaxgCIAEoDRIQCgh0cmFja19pZBgDIAEoCRINCgVwbGF5cxgEIAEoBBIVCg1jb3VudGVkX3BsYXlzGAUgASgEEhUKDXNraXBwZWRfcGxheXMYBiABKAQSGQoRbGlzdGVuaW5nX3NlY29uZHMYByABKAQSFQoNbmV3X2luX3BlcmlvZBgIIAEoCCKhAgoUR2V0VG9wVHJhY2tzUmVzcG9uc2USLAoGdHJhY2tzGAEgAygLMhwuYXVkaW9obS5saWJyYXJ5LnYxLlRvcFRyYWNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgEEjAKDHBlcmlvZF9zdGFydBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcGVyaW9kX2VuZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoVcHJldmlvdXNfcGVyaW9kX3N0YXJ0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0aW1lX3pvbmUYByABKAki/gEKFVJlcG9ydFBsYXliYWNrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCWRldmljZV9pZBgCIAEoCRITCgtwbGF5YmFja19pZBgDIAEoCRIQCgh0cmFja19pZBgEIAEoCRIwCgVzdGF0ZRgFIAEoDjIhLmF1ZGlvaG0ubGlicmFyeS52MS5QbGF5YmFja1N0YXRlEhgKEHBvc2l0aW9uX3NlY29uZHMYBiABKA0SIwoWdHJhY2tfZHVyYXRpb25fc2Vjb25kcxgHIAEoDUgAiAEBEg4KBnNvdXJjZRgIIAEoCUIZChdfdHJhY2tfZHVyYXRpb25fc2Vjb25kcyJcChZSZXBvcnRQbGF5YmFja1Jlc3BvbnNlEi8KDXJlY29yZGVkX3BsYXkYASABKAsyGC5hdWRpb2htLmxpYnJhcnkudjEuUGxheRIRCglkdXBsaWNhdGUYAiABKAgiOQoUR2V0Tm93UGxheWluZ1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCgh1c2VyX2lkcxgCIAMoCSK0AgoKTm93UGxheWluZxIPCgd1c2VyX2lkGAEgASgJEhEKCWRldmljZV9pZBgCIAEoCRITCgtwbGF5YmFja19pZBgDIAEoCRIQCgh0cmFja19pZBgEIAEoCRIwCgVzdGF0ZRgFIAEoDjIhLmF1ZGlvaG0ubGlicmFyeS52MS5QbGF5YmFja1N0YXRlEhgKEHBvc2l0aW9uX3NlY29uZHMYBiABKA0SHgoWdHJhY2tfZHVyYXRpb25fc2Vjb25kcxgHIAEoDRIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXBvcnRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc291cmNlGAogASgJIkoKFUdldE5vd1BsYXlpbmdSZXNwb25zZRIxCglwbGF5YmFja3MYASADKAsyHi5hdWRpb2htLmxpYnJhcnkudjEuTm93UGxheWluZyI1ChNXYXRjaExpYnJhcnlSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFYWZ0ZXIYAiABKAki4gQKDExpYnJhcnlFdmVudBIOCgZjdXJzb3IYASABKAkSLwoLb2NjdXJyZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKCHdhdGNoaW5nGAMgASgLMhwuYXVkaW9obS5saWJyYXJ5LnYxLldhdGNoaW5nSAASMgoJaGVhcnRiZWF0GAQgASgLMh0uYXVkaW9obS5saWJyYXJ5LnYxLkhlYXJ0YmVhdEgAEjEKDXBsYXlfcmVjb3JkZWQYBSABKAsyGC5hdWRpb2htLmxpYnJhcnkudjEuUGxheUgAEjcKDHBsYXlfZGVsZXRlZBgGIAEoCzIfLmF1ZGlvaG0ubGlicmFyeS52MS5QbGF5RGVsZXRlZEgAEj0KD2hpc3RvcnlfY2xlYXJlZBgHIAEoCzIiLmF1ZGlvaG0ubGlicmFyeS52MS5IaXN0b3J5Q2xlYXJlZEgAEj8KEGhpc3RvcnlfaW1wb3J0ZWQYCCABKAsyIy5hdWRpb2htLmxpYnJhcnkudjEuSGlzdG9yeUltcG9ydGVkSAASNQoLdHJhY2tfbGlrZWQYCSABKAsyHi5hdWRpb2htLmxpYnJhcnkudjEuTGlrZWRUcmFja0gAEjkKDXRyYWNrX3VubGlrZWQYCiABKAsyIC5hdWRpb2htLmxpYnJhcnkudjEuVHJhY2tVbmxpa2VkSAASRAoTbm93X3BsYXlpbmdfY2hhbmdlZBgLIAEoCzIlLmF1ZGlvaG0ubGlicmFyeS52MS5Ob3dQbGF5aW5nQ2hhbmdlZEgAQgcKBWV2ZW50IgoKCFdhdGNoaW5nIgsKCUhlYXJ0YmVhdCIeCgtQbGF5RGVsZXRlZBIPCgdwbGF5X2lkGAEgASgJIqABCg5IaXN0b3J5Q2xlYXJlZBIqCgZiZWZvcmUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFja19pZBgDIAEoCRIOCgZzb3VyY2UYBCABKAkSFQoNZGVsZXRlZF9jb3VudBgFIAEoBCIpCg9IaXN0b3J5SW1wb3J0ZWQSFgoOaW1wb3J0ZWRfY291bnQYASABKAQiIAoMVHJhY2tVbmxpa2VkEhAKCHRyYWNrX2lkGAEgASgJIlgKEU5vd1BsYXlpbmdDaGFuZ2VkEhEKCWRldmljZV9pZBgBIAEoCRIwCghwbGF5YmFjaxgCIAEoCzIeLmF1ZGlvaG0ubGlicmFyeS52MS5Ob3dQbGF5aW5nIicKFEV4cG9ydExpYnJhcnlSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAki5wEKC0V4cG9ydENodW5rEjIKBmhlYWRlchgBIAEoCzIgLmF1ZGlvaG0ubGlicmFyeS52MS5FeHBvcnRIZWFkZXJIABIyCgVwbGF5cxgCIAEoCzIhLmF1ZGlvaG0ubGlicmFyeS52MS5FeHBvcnRlZFBsYXlzSAASMgoFbGlrZXMYAyABKAsyIS5hdWRpb2htLmxpYnJhcnkudjEuRXhwb3J0ZWRMaWtlc0gAEjQKB3RyYWlsZXIYBCABKAsyIS5hdWRpb2htLmxpYnJhcnkudjEuRXhwb3J0VHJhaWxlckgAQgYKBHBhcnQicQoMRXhwb3J0SGVhZGVyEg4KBmZvcm1hdBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgNEg8KB3VzZXJfaWQYAyABKAkSLwoLZXhwb3J0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjgKDUV4cG9ydGVkUGxheXMSJwoFcGxheXMYASADKAsyGC5hdWRpb2htLmxpYnJhcnkudjEuUGxheSI+Cg1FeHBvcnRlZExpa2VzEi0KBWxpa2VzGAEgAygLMh4uYXVkaW9obS5saWJyYXJ5LnYxLkxpa2VkVHJhY2siNwoNRXhwb3J0VHJhaWxlchISCgpwbGF5X2NvdW50GAEgASgEEhIKCmxpa2VfY291bnQYAiABKAQqbQoMSGlzdG9yeU9yZGVyEh0KGUhJU1RPUllfT1JERVJfVU5TUEVDSUZJRUQQABIeChpISVNUT1JZX09SREVSX05FV0VTVF9GSVJTVBABEh4KGkhJU1RPUllfT1JERVJfT0xERVNUX0ZJUlNUEAIqmQEKDkFjdGl2aXR5QnVja2V0Eh8KG0FDVElWSVRZX0JVQ0tFVF9VTlNQRUNJRklFRBAAEhcKE0FDVElWSVRZX0JVQ0tFVF9EQVkQARIYChRBQ1RJVklUWV9CVUNLRVRfV0VFSxACEhkKFUFDVElWSVRZX0JVQ0tFVF9NT05USBADEhgKFEFDVElWSVRZX0JVQ0tFVF9ZRUFSEAQqiQEKD1RvcFRyYWNrc1BlcmlvZBIhCh1UT1BfVFJBQ0tTX1BFUklPRF9VTlNQRUNJRklFRBAAEhoKFlRPUF9UUkFDS1NfUEVSSU9EX1dFRUsQARIbChdUT1BfVFJBQ0tTX1BFUklPRF9NT05USBACEhoKFlRPUF9UUkFDS1NfUEVSSU9EX1lFQVIQAyqCAQoNUGxheWJhY2tTdGF0ZRIeChpQTEFZQkFDS19TVEFURV9VTlNQRUNJRklFRBAAEhoKFlBMQVlCQUNLX1NUQVRFX1BMQVlJTkcQARIZChVQTEFZQkFDS19TVEFURV9QQVVTRUQQAhIaChZQTEFZQkFDS19TVEFURV9TVE9QUEVEEAMyiA4KDkxpYnJhcnlTZXJ2aWNlElsKClJlY29yZFBsYXkSJS5hdWRpb2htLmxpYnJhcnkudjEuUmVjb3JkUGxheVJlcXVlc3QaJi5hdWRpb2htLmxpYnJhcnkudjEuUmVjb3JkUGxheVJlc3BvbnNlEl4KC1JlY29yZFBsYXlzEiYuYXVkaW9obS5saWJyYXJ5LnYxLlJlY29yZFBsYXlzUmVxdWVzdBonLmF1ZGlvaG0ubGlicmFyeS52MS5SZWNvcmRQbGF5c1Jlc3BvbnNlEmUKDUltcG9ydEhpc3RvcnkSKC5hdWRpb2htLmxpYnJhcnkudjEuSW1wb3J0SGlzdG9yeVJlcXVlc3QaKC5hdWRpb2htLmxpYnJhcnkudjEuSW1wb3J0SGlzdG9yeVN1bW1hcnkoARJZCgtMaXN0SGlzdG9yeRImLmF1ZGlvaG0ubGlicmFyeS52MS5MaXN0SGlzdG9yeVJlcXVlc3QaIC5hdWRpb2htLmxpYnJhcnkudjEuSGlzdG9yeUVudHJ5MAESWwoKRGVsZXRlUGxheRIlLmF1ZGlvaG0ubGlicmFyeS52MS5EZWxldGVQbGF5UmVxdWVzdBomLmF1ZGlvaG0ubGlicmFyeS52MS5EZWxldGVQbGF5UmVzcG9uc2USYQoMQ2xlYXJIaXN0b3J5EicuYXVkaW9obS5saWJyYXJ5LnYxLkNsZWFySGlzdG9yeVJlcXVlc3QaKC5hdWRpb2htLmxpYnJhcnkudjEuQ2xlYXJIaXN0b3J5UmVzcG9uc2USWAoJTGlrZVRyYWNrEiQuYXVkaW9obS5saWJyYXJ5LnYxLkxpa2VUcmFja1JlcXVlc3QaJS5hdWRpb2htLmxpYnJhcnkudjEuTGlrZVRyYWNrUmVzcG9uc2USXgoLVW5saWtlVHJhY2sSJi5hdWRpb2htLmxpYnJhcnkudjEuVW5saWtlVHJhY2tSZXF1ZXN0GicuYXVkaW9obS5saWJyYXJ5LnYxLlVubGlrZVRyYWNrUmVzcG9uc2USXwoQVXBkYXRlTGlrZWRUcmFjaxIrLmF1ZGlvaG0ubGlicmFyeS52MS5VcGRhdGVMaWtlZFRyYWNrUmVxdWVzdBoeLmF1ZGlvaG0ubGlicmFyeS52MS5MaWtlZFRyYWNrEmoKD0xpc3RMaWtlZFRyYWNrcxIqLmF1ZGlvaG0ubGlicmFyeS52MS5MaXN0TGlrZWRUcmFja3NSZXF1ZXN0GisuYXVkaW9obS5saWJyYXJ5LnYxLkxpc3RMaWtlZFRyYWNrc1Jlc3BvbnNlEm0KEENoZWNrTGlrZWRUcmFja3MSKy5hdWRpb2htLmxpYnJhcnkudjEuQ2hlY2tMaWtlZFRyYWNrc1JlcXVlc3QaLC5hdWRpb2htLmxpYnJhcnkudjEuQ2hlY2tMaWtlZFRyYWNrc1Jlc3BvbnNlEl8KD0dldExpYnJhcnlTdGF0cxIqLmF1ZGlvaG0ubGlicmFyeS52MS5HZXRMaWJyYXJ5U3RhdHNSZXF1ZXN0GiAuYXVkaW9obS5saWJyYXJ5LnYxLkxpYnJhcnlTdGF0cxJzChJHZXRUcmFja1BsYXlDb3VudHMSLS5hdWRpb2htLmxpYnJhcnkudjEuR2V0VHJhY2tQbGF5Q291bnRzUmVxdWVzdBouLmF1ZGlvaG0ubGlicmFyeS52MS5HZXRUcmFja1BsYXlDb3VudHNSZXNwb25zZRJhCgxHZXRUb3BUcmFja3MSJy5hdWRpb2htLmxpYnJhcnkudjEuR2V0VG9wVHJhY2tzUmVxdWVzdBooLmF1ZGlvaG0ubGlicmFyeS52MS5HZXRUb3BUcmFja3NSZXNwb25zZRJnCg5SZXBvcnRQbGF5YmFjaxIpLmF1ZGlvaG0ubGlicmFyeS52MS5SZXBvcnRQbGF5YmFja1JlcXVlc3QaKi5hdWRpb2htLmxpYnJhcnkudjEuUmVwb3J0UGxheWJhY2tSZXNwb25zZRJkCg1HZXROb3dQbGF5aW5nEiguYXVkaW9obS5saWJyYXJ5LnYxLkdldE5vd1BsYXlpbmdSZXF1ZXN0GikuYXVkaW9obS5saWJyYXJ5LnYxLkdldE5vd1BsYXlpbmdSZXNwb25zZRJbCgxXYXRjaExpYnJhcnkSJy5hdWRpb2htLmxpYnJhcnkudjEuV2F0Y2hMaWJyYXJ5UmVxdWVzdBogLmF1ZGlvaG0ubGlicmFyeS52MS5MaWJyYXJ5RXZlbnQwARJcCg1FeHBvcnRMaWJyYXJ5EiguYXVkaW9obS5saWJyYXJ5LnYxLkV4cG9ydExpYnJhcnlSZXF1ZXN0Gh8uYXVkaW9obS5saWJyYXJ5LnYxLkV4cG9ydENodW5rMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * One play of one track by one listener.
@@ -1904,6 +1904,691 @@ export const GetTopTracksResponseSchema: GenMessage<GetTopTracksResponse> = /*@_
   messageDesc(file_audiohm_library_v1_library, 41);
 
 /**
+ * @generated from message audiohm.library.v1.ReportPlaybackRequest
+ */
+export type ReportPlaybackRequest = Message<"audiohm.library.v1.ReportPlaybackRequest"> & {
+  /**
+   * The listener. Empty: the caller.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Required: the reporting device, 1 to 64 printable ASCII characters.
+   *
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+
+  /**
+   * Required: the player's ID for this playback, 1 to 64 printable ASCII
+   * characters. It becomes the recorded play's `request_id`.
+   *
+   * @generated from field: string playback_id = 3;
+   */
+  playbackId: string;
+
+  /**
+   * Required: the track (UUID).
+   *
+   * @generated from field: string track_id = 4;
+   */
+  trackId: string;
+
+  /**
+   * Required: PLAYING, PAUSED or STOPPED.
+   *
+   * @generated from field: audiohm.library.v1.PlaybackState state = 5;
+   */
+  state: PlaybackState;
+
+  /**
+   * Where playback is in the track, in seconds: 0 to 86400, and not past
+   * the track's duration when it is given.
+   *
+   * @generated from field: uint32 position_seconds = 6;
+   */
+  positionSeconds: number;
+
+  /**
+   * The track's duration, 1 to 86400 seconds, when the player knows it.
+   *
+   * @generated from field: optional uint32 track_duration_seconds = 7;
+   */
+  trackDurationSeconds?: number | undefined;
+
+  /**
+   * Where the playback started from (as NewPlay.source). Optional.
+   *
+   * @generated from field: string source = 8;
+   */
+  source: string;
+};
+
+/**
+ * Describes the message audiohm.library.v1.ReportPlaybackRequest.
+ * Use `create(ReportPlaybackRequestSchema)` to create a new message.
+ */
+export const ReportPlaybackRequestSchema: GenMessage<ReportPlaybackRequest> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 42);
+
+/**
+ * @generated from message audiohm.library.v1.ReportPlaybackResponse
+ */
+export type ReportPlaybackResponse = Message<"audiohm.library.v1.ReportPlaybackResponse"> & {
+  /**
+   * The play this report recorded, when it ended a playback (STOPPED, or
+   * another `playback_id` on the device). Unset otherwise.
+   *
+   * @generated from field: audiohm.library.v1.Play recorded_play = 1;
+   */
+  recordedPlay?: Play | undefined;
+
+  /**
+   * True when that play had been recorded before (a repeated report).
+   *
+   * @generated from field: bool duplicate = 2;
+   */
+  duplicate: boolean;
+};
+
+/**
+ * Describes the message audiohm.library.v1.ReportPlaybackResponse.
+ * Use `create(ReportPlaybackResponseSchema)` to create a new message.
+ */
+export const ReportPlaybackResponseSchema: GenMessage<ReportPlaybackResponse> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 43);
+
+/**
+ * @generated from message audiohm.library.v1.GetNowPlayingRequest
+ */
+export type GetNowPlayingRequest = Message<"audiohm.library.v1.GetNowPlayingRequest"> & {
+  /**
+   * The listener. Empty: the caller. Ignored when `user_ids` is given.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Up to 100 listeners (needs `library:any_user`).
+   *
+   * @generated from field: repeated string user_ids = 2;
+   */
+  userIds: string[];
+};
+
+/**
+ * Describes the message audiohm.library.v1.GetNowPlayingRequest.
+ * Use `create(GetNowPlayingRequestSchema)` to create a new message.
+ */
+export const GetNowPlayingRequestSchema: GenMessage<GetNowPlayingRequest> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 44);
+
+/**
+ * One device's playback.
+ *
+ * @generated from message audiohm.library.v1.NowPlaying
+ */
+export type NowPlaying = Message<"audiohm.library.v1.NowPlaying"> & {
+  /**
+   * The listener.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The device.
+   *
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+
+  /**
+   * The player's ID for the playback.
+   *
+   * @generated from field: string playback_id = 3;
+   */
+  playbackId: string;
+
+  /**
+   * The track.
+   *
+   * @generated from field: string track_id = 4;
+   */
+  trackId: string;
+
+  /**
+   * PLAYING or PAUSED.
+   *
+   * @generated from field: audiohm.library.v1.PlaybackState state = 5;
+   */
+  state: PlaybackState;
+
+  /**
+   * The position now: the last reported one, advanced by the time since the
+   * report while playing, and never past the track's duration.
+   *
+   * @generated from field: uint32 position_seconds = 6;
+   */
+  positionSeconds: number;
+
+  /**
+   * The track's duration; 0 when the player did not give it.
+   *
+   * @generated from field: uint32 track_duration_seconds = 7;
+   */
+  trackDurationSeconds: number;
+
+  /**
+   * When the playback started (the first report's time less its position).
+   *
+   * @generated from field: google.protobuf.Timestamp started_at = 8;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * When the device last reported.
+   *
+   * @generated from field: google.protobuf.Timestamp reported_at = 9;
+   */
+  reportedAt?: Timestamp | undefined;
+
+  /**
+   * Where the playback started from.
+   *
+   * @generated from field: string source = 10;
+   */
+  source: string;
+};
+
+/**
+ * Describes the message audiohm.library.v1.NowPlaying.
+ * Use `create(NowPlayingSchema)` to create a new message.
+ */
+export const NowPlayingSchema: GenMessage<NowPlaying> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 45);
+
+/**
+ * @generated from message audiohm.library.v1.GetNowPlayingResponse
+ */
+export type GetNowPlayingResponse = Message<"audiohm.library.v1.GetNowPlayingResponse"> & {
+  /**
+   * Every current playback, by listener then device. A playback leaves this
+   * list 30 s after its track would have ended, or 10 minutes after its last
+   * report when the duration is unknown, or at once on STOPPED.
+   *
+   * @generated from field: repeated audiohm.library.v1.NowPlaying playbacks = 1;
+   */
+  playbacks: NowPlaying[];
+};
+
+/**
+ * Describes the message audiohm.library.v1.GetNowPlayingResponse.
+ * Use `create(GetNowPlayingResponseSchema)` to create a new message.
+ */
+export const GetNowPlayingResponseSchema: GenMessage<GetNowPlayingResponse> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 46);
+
+/**
+ * @generated from message audiohm.library.v1.WatchLibraryRequest
+ */
+export type WatchLibraryRequest = Message<"audiohm.library.v1.WatchLibraryRequest"> & {
+  /**
+   * The listener. Empty: the caller.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Resume after the event whose `cursor` this is (from any replica).
+   * Empty: from now.
+   *
+   * @generated from field: string after = 2;
+   */
+  after: string;
+};
+
+/**
+ * Describes the message audiohm.library.v1.WatchLibraryRequest.
+ * Use `create(WatchLibraryRequestSchema)` to create a new message.
+ */
+export const WatchLibraryRequestSchema: GenMessage<WatchLibraryRequest> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 47);
+
+/**
+ * One change of a listener's library, or a stream message that is not one.
+ *
+ * @generated from message audiohm.library.v1.LibraryEvent
+ */
+export type LibraryEvent = Message<"audiohm.library.v1.LibraryEvent"> & {
+  /**
+   * Opaque position of this event: pass it as `after` to resume after it.
+   * On `watching` and `heartbeat`, the position the stream has reached.
+   *
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * When the change was committed (on `heartbeat`, the time it was sent).
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_at = 2;
+   */
+  occurredAt?: Timestamp | undefined;
+
+  /**
+   * @generated from oneof audiohm.library.v1.LibraryEvent.event
+   */
+  event: {
+    /**
+     * First message of every stream: it is live from `cursor` on.
+     *
+     * @generated from field: audiohm.library.v1.Watching watching = 3;
+     */
+    value: Watching;
+    case: "watching";
+  } | {
+    /**
+     * Sent when nothing else was for 15 s, to keep proxies from closing an
+     * idle stream.
+     *
+     * @generated from field: audiohm.library.v1.Heartbeat heartbeat = 4;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
+  } | {
+    /**
+     * A play was recorded.
+     *
+     * @generated from field: audiohm.library.v1.Play play_recorded = 5;
+     */
+    value: Play;
+    case: "playRecorded";
+  } | {
+    /**
+     * A play was deleted.
+     *
+     * @generated from field: audiohm.library.v1.PlayDeleted play_deleted = 6;
+     */
+    value: PlayDeleted;
+    case: "playDeleted";
+  } | {
+    /**
+     * Plays were deleted by ClearHistory.
+     *
+     * @generated from field: audiohm.library.v1.HistoryCleared history_cleared = 7;
+     */
+    value: HistoryCleared;
+    case: "historyCleared";
+  } | {
+    /**
+     * Plays were imported (ImportHistory): reload the history.
+     *
+     * @generated from field: audiohm.library.v1.HistoryImported history_imported = 8;
+     */
+    value: HistoryImported;
+    case: "historyImported";
+  } | {
+    /**
+     * A track was liked, or the notes of a liked track changed.
+     *
+     * @generated from field: audiohm.library.v1.LikedTrack track_liked = 9;
+     */
+    value: LikedTrack;
+    case: "trackLiked";
+  } | {
+    /**
+     * A track was unliked.
+     *
+     * @generated from field: audiohm.library.v1.TrackUnliked track_unliked = 10;
+     */
+    value: TrackUnliked;
+    case: "trackUnliked";
+  } | {
+    /**
+     * A device started, changed or ended a playback.
+     *
+     * @generated from field: audiohm.library.v1.NowPlayingChanged now_playing_changed = 11;
+     */
+    value: NowPlayingChanged;
+    case: "nowPlayingChanged";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message audiohm.library.v1.LibraryEvent.
+ * Use `create(LibraryEventSchema)` to create a new message.
+ */
+export const LibraryEventSchema: GenMessage<LibraryEvent> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 48);
+
+/**
+ * @generated from message audiohm.library.v1.Watching
+ */
+export type Watching = Message<"audiohm.library.v1.Watching"> & {
+};
+
+/**
+ * Describes the message audiohm.library.v1.Watching.
+ * Use `create(WatchingSchema)` to create a new message.
+ */
+export const WatchingSchema: GenMessage<Watching> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 49);
+
+/**
+ * @generated from message audiohm.library.v1.Heartbeat
+ */
+export type Heartbeat = Message<"audiohm.library.v1.Heartbeat"> & {
+};
+
+/**
+ * Describes the message audiohm.library.v1.Heartbeat.
+ * Use `create(HeartbeatSchema)` to create a new message.
+ */
+export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 50);
+
+/**
+ * @generated from message audiohm.library.v1.PlayDeleted
+ */
+export type PlayDeleted = Message<"audiohm.library.v1.PlayDeleted"> & {
+  /**
+   * The deleted play's ID.
+   *
+   * @generated from field: string play_id = 1;
+   */
+  playId: string;
+};
+
+/**
+ * Describes the message audiohm.library.v1.PlayDeleted.
+ * Use `create(PlayDeletedSchema)` to create a new message.
+ */
+export const PlayDeletedSchema: GenMessage<PlayDeleted> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 51);
+
+/**
+ * Which plays a ClearHistory deleted: every condition that is set held.
+ *
+ * @generated from message audiohm.library.v1.HistoryCleared
+ */
+export type HistoryCleared = Message<"audiohm.library.v1.HistoryCleared"> & {
+  /**
+   * Plays played before this time (unset: up to the last play).
+   *
+   * @generated from field: google.protobuf.Timestamp before = 1;
+   */
+  before?: Timestamp | undefined;
+
+  /**
+   * Plays played at or after this time (unset: from the first play).
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Only this track's plays; empty: every track.
+   *
+   * @generated from field: string track_id = 3;
+   */
+  trackId: string;
+
+  /**
+   * Only plays from this source; empty: every source.
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+
+  /**
+   * How many plays were deleted.
+   *
+   * @generated from field: uint64 deleted_count = 5;
+   */
+  deletedCount: bigint;
+};
+
+/**
+ * Describes the message audiohm.library.v1.HistoryCleared.
+ * Use `create(HistoryClearedSchema)` to create a new message.
+ */
+export const HistoryClearedSchema: GenMessage<HistoryCleared> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 52);
+
+/**
+ * @generated from message audiohm.library.v1.HistoryImported
+ */
+export type HistoryImported = Message<"audiohm.library.v1.HistoryImported"> & {
+  /**
+   * Plays newly stored by one batch of an import.
+   *
+   * @generated from field: uint64 imported_count = 1;
+   */
+  importedCount: bigint;
+};
+
+/**
+ * Describes the message audiohm.library.v1.HistoryImported.
+ * Use `create(HistoryImportedSchema)` to create a new message.
+ */
+export const HistoryImportedSchema: GenMessage<HistoryImported> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 53);
+
+/**
+ * @generated from message audiohm.library.v1.TrackUnliked
+ */
+export type TrackUnliked = Message<"audiohm.library.v1.TrackUnliked"> & {
+  /**
+   * The track no longer liked.
+   *
+   * @generated from field: string track_id = 1;
+   */
+  trackId: string;
+};
+
+/**
+ * Describes the message audiohm.library.v1.TrackUnliked.
+ * Use `create(TrackUnlikedSchema)` to create a new message.
+ */
+export const TrackUnlikedSchema: GenMessage<TrackUnliked> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 54);
+
+/**
+ * @generated from message audiohm.library.v1.NowPlayingChanged
+ */
+export type NowPlayingChanged = Message<"audiohm.library.v1.NowPlayingChanged"> & {
+  /**
+   * The device.
+   *
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * Its playback now; unset when it ended.
+   *
+   * @generated from field: audiohm.library.v1.NowPlaying playback = 2;
+   */
+  playback?: NowPlaying | undefined;
+};
+
+/**
+ * Describes the message audiohm.library.v1.NowPlayingChanged.
+ * Use `create(NowPlayingChangedSchema)` to create a new message.
+ */
+export const NowPlayingChangedSchema: GenMessage<NowPlayingChanged> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 55);
+
+/**
+ * @generated from message audiohm.library.v1.ExportLibraryRequest
+ */
+export type ExportLibraryRequest = Message<"audiohm.library.v1.ExportLibraryRequest"> & {
+  /**
+   * The listener. Empty: the caller.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message audiohm.library.v1.ExportLibraryRequest.
+ * Use `create(ExportLibraryRequestSchema)` to create a new message.
+ */
+export const ExportLibraryRequestSchema: GenMessage<ExportLibraryRequest> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 56);
+
+/**
+ * One message of an export stream: first `header`, then `plays` (oldest
+ * first) and `likes` (most recent first) in chunks, last `trailer`. A stream
+ * without its trailer is incomplete.
+ *
+ * @generated from message audiohm.library.v1.ExportChunk
+ */
+export type ExportChunk = Message<"audiohm.library.v1.ExportChunk"> & {
+  /**
+   * @generated from oneof audiohm.library.v1.ExportChunk.part
+   */
+  part: {
+    /**
+     * @generated from field: audiohm.library.v1.ExportHeader header = 1;
+     */
+    value: ExportHeader;
+    case: "header";
+  } | {
+    /**
+     * @generated from field: audiohm.library.v1.ExportedPlays plays = 2;
+     */
+    value: ExportedPlays;
+    case: "plays";
+  } | {
+    /**
+     * @generated from field: audiohm.library.v1.ExportedLikes likes = 3;
+     */
+    value: ExportedLikes;
+    case: "likes";
+  } | {
+    /**
+     * @generated from field: audiohm.library.v1.ExportTrailer trailer = 4;
+     */
+    value: ExportTrailer;
+    case: "trailer";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message audiohm.library.v1.ExportChunk.
+ * Use `create(ExportChunkSchema)` to create a new message.
+ */
+export const ExportChunkSchema: GenMessage<ExportChunk> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 57);
+
+/**
+ * @generated from message audiohm.library.v1.ExportHeader
+ */
+export type ExportHeader = Message<"audiohm.library.v1.ExportHeader"> & {
+  /**
+   * Always "audiohm.library.export".
+   *
+   * @generated from field: string format = 1;
+   */
+  format: string;
+
+  /**
+   * The format's version: 1.
+   *
+   * @generated from field: uint32 version = 2;
+   */
+  version: number;
+
+  /**
+   * The listener exported.
+   *
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * When the export started.
+   *
+   * @generated from field: google.protobuf.Timestamp exported_at = 4;
+   */
+  exportedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message audiohm.library.v1.ExportHeader.
+ * Use `create(ExportHeaderSchema)` to create a new message.
+ */
+export const ExportHeaderSchema: GenMessage<ExportHeader> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 58);
+
+/**
+ * @generated from message audiohm.library.v1.ExportedPlays
+ */
+export type ExportedPlays = Message<"audiohm.library.v1.ExportedPlays"> & {
+  /**
+   * @generated from field: repeated audiohm.library.v1.Play plays = 1;
+   */
+  plays: Play[];
+};
+
+/**
+ * Describes the message audiohm.library.v1.ExportedPlays.
+ * Use `create(ExportedPlaysSchema)` to create a new message.
+ */
+export const ExportedPlaysSchema: GenMessage<ExportedPlays> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 59);
+
+/**
+ * @generated from message audiohm.library.v1.ExportedLikes
+ */
+export type ExportedLikes = Message<"audiohm.library.v1.ExportedLikes"> & {
+  /**
+   * @generated from field: repeated audiohm.library.v1.LikedTrack likes = 1;
+   */
+  likes: LikedTrack[];
+};
+
+/**
+ * Describes the message audiohm.library.v1.ExportedLikes.
+ * Use `create(ExportedLikesSchema)` to create a new message.
+ */
+export const ExportedLikesSchema: GenMessage<ExportedLikes> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 60);
+
+/**
+ * @generated from message audiohm.library.v1.ExportTrailer
+ */
+export type ExportTrailer = Message<"audiohm.library.v1.ExportTrailer"> & {
+  /**
+   * Plays exported.
+   *
+   * @generated from field: uint64 play_count = 1;
+   */
+  playCount: bigint;
+
+  /**
+   * Likes exported.
+   *
+   * @generated from field: uint64 like_count = 2;
+   */
+  likeCount: bigint;
+};
+
+/**
+ * Describes the message audiohm.library.v1.ExportTrailer.
+ * Use `create(ExportTrailerSchema)` to create a new message.
+ */
+export const ExportTrailerSchema: GenMessage<ExportTrailer> = /*@__PURE__*/
+  messageDesc(file_audiohm_library_v1_library, 61);
+
+/**
  * The order of a history listing.
  *
  * @generated from enum audiohm.library.v1.HistoryOrder
@@ -2025,6 +2710,47 @@ export enum TopTracksPeriod {
  */
 export const TopTracksPeriodSchema: GenEnum<TopTracksPeriod> = /*@__PURE__*/
   enumDesc(file_audiohm_library_v1_library, 2);
+
+/**
+ * What a device is doing with a playback.
+ *
+ * @generated from enum audiohm.library.v1.PlaybackState
+ */
+export enum PlaybackState {
+  /**
+   * Not allowed in a report.
+   *
+   * @generated from enum value: PLAYBACK_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Playing: the position advances with time.
+   *
+   * @generated from enum value: PLAYBACK_STATE_PLAYING = 1;
+   */
+  PLAYING = 1,
+
+  /**
+   * Paused at `position_seconds`.
+   *
+   * @generated from enum value: PLAYBACK_STATE_PAUSED = 2;
+   */
+  PAUSED = 2,
+
+  /**
+   * The playback ended: it is recorded as a play and leaves now playing.
+   *
+   * @generated from enum value: PLAYBACK_STATE_STOPPED = 3;
+   */
+  STOPPED = 3,
+}
+
+/**
+ * Describes the enum audiohm.library.v1.PlaybackState.
+ */
+export const PlaybackStateSchema: GenEnum<PlaybackState> = /*@__PURE__*/
+  enumDesc(file_audiohm_library_v1_library, 3);
 
 /**
  * What a listener does with their library.
@@ -2194,6 +2920,62 @@ export const LibraryService: GenService<{
     methodKind: "unary";
     input: typeof GetTopTracksRequestSchema;
     output: typeof GetTopTracksResponseSchema;
+  },
+  /**
+   * Tells the service what one of the listener's devices is playing. The
+   * service keeps each device's playback (see GetNowPlaying). When a
+   * playback ends, by STOPPED or by a report of another `playback_id` on the
+   * same device, it is recorded as a play exactly once, with the
+   * `playback_id` as its `request_id`: a player needs no other call. Reports
+   * count as writes for the rate limits.
+   *
+   * @generated from rpc audiohm.library.v1.LibraryService.ReportPlayback
+   */
+  reportPlayback: {
+    methodKind: "unary";
+    input: typeof ReportPlaybackRequestSchema;
+    output: typeof ReportPlaybackResponseSchema;
+  },
+  /**
+   * What the listener's devices are playing now; with `library:any_user`,
+   * of up to 100 listeners at once.
+   *
+   * @generated from rpc audiohm.library.v1.LibraryService.GetNowPlaying
+   */
+  getNowPlaying: {
+    methodKind: "unary";
+    input: typeof GetNowPlayingRequestSchema;
+    output: typeof GetNowPlayingResponseSchema;
+  },
+  /**
+   * Streams the listener's library changes as they happen, from any replica:
+   * plays recorded or deleted, history cleared, likes and notes, now playing.
+   * The first message is `watching`, once the stream is live. Every event
+   * carries a `cursor`; reconnect with `after` set to the last one to receive
+   * what was missed (kept at least 10 minutes). A cursor older than that is
+   * refused with FAILED_PRECONDITION (reason EVENTS_EXPIRED): reload the
+   * library, then watch without `after`. A heartbeat comes at least every
+   * 15 s. The stream ends with UNAVAILABLE when the server shuts down or the
+   * client reads too slowly; both are resumable with `after`.
+   *
+   * @generated from rpc audiohm.library.v1.LibraryService.WatchLibrary
+   */
+  watchLibrary: {
+    methodKind: "server_streaming";
+    input: typeof WatchLibraryRequestSchema;
+    output: typeof LibraryEventSchema;
+  },
+  /**
+   * Streams the listener's whole library (data portability): a header, every
+   * play oldest first, every like, and a trailer with the counts. The format
+   * is versioned; docs/EXPORT.md describes it.
+   *
+   * @generated from rpc audiohm.library.v1.LibraryService.ExportLibrary
+   */
+  exportLibrary: {
+    methodKind: "server_streaming";
+    input: typeof ExportLibraryRequestSchema;
+    output: typeof ExportChunkSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_audiohm_library_v1_library, 0);
