@@ -316,3 +316,45 @@ async fn triggers_on_distributed(store: &PgStore) -> Vec<(String, String)> {
     .await
     .expect("triggers")
 }
+
+/// A client that cancels a call while its BEGIN is in flight must not leave the connection
+/// inside a transaction: the next statement on it (here a group commit, one statement on the
+/// pool's only connection) would run in that transaction and never be committed.
+#[tokio::test]
+async fn a_call_cancelled_during_begin_leaves_no_transaction_open_on_postgres() {
+    use library_service::{
+        domain::TrackId,
+        store::{LikeStore, PlayStore},
+    };
+    let Some(test_db) = db::postgres().await else {
+        return;
+    };
+    let store = PgStore::connect(test_db.url(), 1)
+        .await
+        .expect("postgres connects");
+    store.migrate().await.expect("migrations");
+    let observer = sqlx::PgPool::connect(test_db.url())
+        .await
+        .expect("observer");
+    let user = UserId::from_uuid(uuid::Uuid::new_v4());
+    for i in 0..300u64 {
+        let track = TrackId::from_uuid(uuid::Uuid::new_v4());
+        // Cancelled somewhere between before its BEGIN and after its commit.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_micros(i % 60 * 10),
+            store.like_track(user, track, None, Timestamp::now()),
+        )
+        .await;
+        let recorded = store
+            .record_plays(user, vec![new_play(time("2026-01-01T10:00:00Z"), 30)])
+            .await
+            .expect("recorded");
+        let id = recorded[0].play.id;
+        let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM plays WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_one(&observer)
+            .await
+            .expect("count");
+        assert_eq!(visible, 1, "round {i}: an acknowledged play is committed");
+    }
+}

@@ -101,7 +101,7 @@ impl AdminStore for PgStore {
         .await?;
         let mut deleted = 0u64;
         for part in whole {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = super::begin(&self.pool, None).await?;
             // First, so that no write can add plays to the partition between the counting of
             // its plays out of the aggregates and its drop (they would vanish uncounted). A
             // write waiting for it then finds no partition and creates it again. The name is
@@ -121,7 +121,7 @@ impl AdminStore for PgStore {
             deleted += count(n)?;
         }
         loop {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = super::begin(&self.pool, None).await?;
             let rows = sqlx::query_as(counted_delete!(
                 "DELETE FROM plays WHERE (user_id, played_at, id) IN (
                      SELECT user_id, played_at, id FROM plays WHERE played_at < $1 LIMIT $2)"
@@ -141,7 +141,7 @@ impl AdminStore for PgStore {
 
     /// One transaction: either every trace of the user goes, or none.
     async fn delete_user_data(&self, user: UserId) -> StoreResult<UserErasure> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin(&self.pool, None).await?;
         let mut erased = UserErasure::default();
         for (statement, removed) in [
             (
@@ -182,7 +182,7 @@ impl AdminStore for PgStore {
     /// The listeners who played the track are found through the per-track aggregates (indexed
     /// by track), so each of their plays is deleted through an index that starts with user_id.
     async fn delete_track_data(&self, track: TrackId) -> StoreResult<TrackErasure> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin(&self.pool, None).await?;
         let players: Vec<UserId> =
             sqlx::query_scalar("SELECT user_id FROM user_track_stats WHERE track_id = $1")
                 .bind(track)

@@ -28,7 +28,7 @@ impl LikeStore for PgStore {
         notes: Option<Notes>,
         now: Timestamp,
     ) -> StoreResult<LikeOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin(&self.pool, None).await?;
         // One statement, so concurrent likes of one track cannot race. `xmax = 0` holds only for
         // a row this statement inserted (an updated row carries our transaction id in xmax).
         let row: UpsertRow = sqlx::query_as(
@@ -62,7 +62,7 @@ impl LikeStore for PgStore {
     }
 
     async fn unlike_track(&self, user: UserId, track: TrackId) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin(&self.pool, None).await?;
         let done = sqlx::query("DELETE FROM liked_tracks WHERE user_id = $1 AND track_id = $2")
             .bind(user)
             .bind(track)
@@ -86,7 +86,7 @@ impl LikeStore for PgStore {
         notes: Notes,
         now: Timestamp,
     ) -> StoreResult<Option<LikedTrack>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin(&self.pool, None).await?;
         let row: Option<LikeRow> = sqlx::query_as(concat!(
             "UPDATE liked_tracks SET notes = $3, updated_at = $4 WHERE user_id = $1 AND track_id = $2
              RETURNING ",

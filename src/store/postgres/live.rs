@@ -103,7 +103,7 @@ impl LiveStore for PgStore {
         device: &DeviceId,
         next: Option<&Playback>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin(&self.pool, None).await?;
         match next {
             Some(p) => {
                 sqlx::query(

@@ -2,7 +2,7 @@
 //! is scoped to one user and served from an index that starts with `user_id`.
 use std::{sync::Arc, time::Duration};
 
-use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction, migrate::Migrator, postgres::PgPoolOptions};
 
 use super::{
     CacheStatus, EventFeed, GroupStatus, PoolStatus, StoreResult, Upkeep,
@@ -21,6 +21,28 @@ mod relay;
 mod stats;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Begins a transaction (with `statement`, or a plain BEGIN) that a cancelled call cannot leave
+/// half begun. sqlx 0.9 counts a transaction as open only once BEGIN has answered, so a call
+/// dropped while its BEGIN is in flight (a client that cancels) returns the connection to the
+/// pool inside a transaction that nobody will end: the next calls on that connection would run
+/// in it, read-only ones refusing writes and writes never committing. Here BEGIN runs in a task
+/// of its own, which always finishes it; a transaction its caller no longer waits for is then
+/// dropped, and so rolled back, like any other.
+pub(super) async fn begin(
+    pool: &PgPool,
+    statement: Option<&'static str>,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        match statement {
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        }
+    })
+    .await
+    .map_err(|_| sqlx::Error::WorkerCrashed)?
+}
 
 #[derive(Clone)]
 pub struct PgStore {

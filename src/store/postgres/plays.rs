@@ -334,7 +334,7 @@ impl PlayStore for PgStore {
     }
 
     async fn delete_play(&self, user: UserId, play: PlayId) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin(&self.pool, None).await?;
         let rows = sqlx::query_as(counted_delete!(
             "DELETE FROM plays WHERE user_id = $1 AND id = $2"
         ))
@@ -370,7 +370,7 @@ impl PlayStore for PgStore {
                 .await?;
             return count(n);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin(&self.pool, None).await?;
         let rows = sqlx::query_as(counted_delete!(concat!("DELETE ", cleared!())))
             .bind(user)
             .bind(scope.since)

@@ -44,10 +44,11 @@ impl StatsSql for PgStore {
     }
 
     async fn snapshot(&self) -> StoreResult<Self::Snapshot> {
-        Ok(self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await?)
+        Ok(super::begin(
+            &self.pool,
+            Some("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+        )
+        .await?)
     }
 
     async fn close(snapshot: Self::Snapshot) -> StoreResult<()> {
