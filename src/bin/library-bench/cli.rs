@@ -113,6 +113,14 @@ pub struct Args {
     /// Longest any one timed phase may run; a phase stops early (and says so) when it is reached.
     #[arg(long, default_value_t = 600)]
     pub phase_budget_seconds: u64,
+    /// A second replica on the same database: `watch` records through it and watches on
+    /// `--addr`. Without it, both are `--addr`.
+    #[arg(long)]
+    pub addr_b: Option<String>,
+    #[arg(long, default_value_t = 2000)]
+    pub watch_plays: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub idle_watchers: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -125,6 +133,7 @@ pub enum Scenario {
     Stats,
     CheckLiked,
     Ratelimit,
+    Watch,
 }
 
 impl Args {
@@ -134,10 +143,13 @@ impl Args {
 
     /// The bench generates heavy load: it only ever aims at this machine.
     pub fn check(&self) -> anyhow::Result<()> {
-        let uri =
-            http::Uri::from_str(&self.addr).with_context(|| format!("--addr {}", self.addr))?;
-        if !is_loopback(uri.host().unwrap_or_default()) {
-            bail!("--addr must be a loopback address (127.0.0.1, ::1 or localhost)");
+        for addr in std::iter::once(&self.addr).chain(&self.addr_b) {
+            let uri = http::Uri::from_str(addr).with_context(|| format!("address {addr}"))?;
+            if !is_loopback(uri.host().unwrap_or_default()) {
+                bail!(
+                    "--addr and --addr-b must be loopback addresses (127.0.0.1, ::1 or localhost)"
+                );
+            }
         }
         if self.database_url.starts_with("postgres") {
             let options =

@@ -43,6 +43,10 @@ impl Sample {
     pub fn p99(&self) -> Duration {
         percentile(&self.latencies, 99.0)
     }
+
+    pub fn max(&self) -> Duration {
+        self.latencies.last().copied().unwrap_or_default()
+    }
 }
 
 /// Nearest rank: the smallest sample with at least `p`% of the samples at or below it. No

@@ -8,6 +8,7 @@ pub mod record_batch;
 pub mod recount;
 pub mod stats;
 pub mod stream;
+pub mod watch;
 
 use library_service::store::Database;
 
