@@ -30,6 +30,9 @@ export class LiveLibrary {
   private readonly figures: Throttled;
   private readonly counts: Throttled;
   private readonly countsDue = new Set<string>();
+  /** The card shows once GetNowPlaying or an event has said what plays; not at all when the
+   * service has no such call. */
+  private card: "unknown" | "known" | "unavailable" = "unknown";
   private ticker: ReturnType<typeof setInterval> | undefined;
   private hiddenTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly stopped = new AbortController();
@@ -75,7 +78,10 @@ export class LiveLibrary {
     const nowPlayingChanged = state.nowPlaying !== this.state.nowPlaying;
     this.state = state;
     for (const effect of effects) this.perform(effect);
-    if (nowPlayingChanged) this.render();
+    if (nowPlayingChanged) {
+      this.card = "known";
+      this.render();
+    }
   }
 
   private perform(effect: Effect) {
@@ -136,16 +142,21 @@ export class LiveLibrary {
     try {
       const { playbacks } = await this.session.client.getNowPlaying({}, { signal: this.session.signal });
       this.state = mergeSnapshot(this.state, playbacks, Date.now());
+      this.card = "known";
       this.render();
     } catch (error) {
       // A service without live updates: the page works without the card.
-      if (ConnectError.from(error).code === Code.Unimplemented) this.nowPlaying.hide();
-      else this.session.report(error);
+      if (ConnectError.from(error).code === Code.Unimplemented) {
+        this.card = "unavailable";
+        this.nowPlaying.hide();
+      } else {
+        this.session.report(error);
+      }
     }
   }
 
   private render() {
-    if (!this.session.active) return;
+    if (!this.session.active || this.card !== "known") return;
     this.nowPlaying.render(current(this.state, Date.now()), Date.now());
   }
 
