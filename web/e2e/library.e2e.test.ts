@@ -17,9 +17,10 @@ import { backends, buildService, RunningService, webDir } from "./service.ts";
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(webDir, "test-results");
 const HOUR = 3600 * 1000;
-// Streams (ListHistory calls) per minute per listener: low, so the page's rate-limit message
-// can be reached by clicking.
-const STREAMS_PER_MINUTE = 8;
+// Streams (ListHistory and WatchLibrary calls) per minute per listener: low, so the page's
+// rate-limit message can be reached by clicking, and enough for the first listener's pages (two
+// streams each sign-in or reload, one each "Load more").
+const STREAMS_PER_MINUTE = 12;
 
 const TRACKS = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()] as const;
 const PLAYS = 120;
