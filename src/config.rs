@@ -168,6 +168,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LIBRARY_RETENTION_INTERVAL_SECONDS", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub retention_interval_seconds: u64,
+    /// Minutes that library events are kept, so that a WatchLibrary client can resume from its
+    /// cursor after a disconnect (at least 10).
+    #[arg(long, env = "LIBRARY_EVENT_RETENTION_MINUTES", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(10..=1440))]
+    pub event_retention_minutes: u32,
     /// Seconds between two database probes of the health service.
     #[arg(long, env = "LIBRARY_HEALTH_PROBE_SECONDS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..))]

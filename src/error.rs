@@ -28,6 +28,9 @@ pub enum ApiError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A WatchLibrary cursor older than the events kept: reload, then watch from now.
+    #[error("events expired")]
+    EventsExpired,
     /// A broken invariant of ours; the detail goes to the log only.
     #[error("{0}")]
     Internal(String),
@@ -116,6 +119,24 @@ impl From<ApiError> for Status {
             ApiError::Store(err) => {
                 tracing::error!(error = %chain(&err), "database error");
                 Status::internal("internal error")
+            }
+            ApiError::EventsExpired => {
+                let mut details = ErrorDetails::new();
+                details.set_error_info(
+                    "EVENTS_EXPIRED",
+                    "library.audiohm",
+                    std::collections::HashMap::new(),
+                );
+                details.add_bad_request_violation(
+                    "after",
+                    "the events after this cursor are no longer kept",
+                );
+                Status::with_error_details(
+                    Code::FailedPrecondition,
+                    "the events after this cursor are no longer kept: reload the library, then \
+                     watch without `after`",
+                    details,
+                )
             }
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

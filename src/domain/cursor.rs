@@ -5,11 +5,14 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use uuid::Uuid;
 
-use super::{HistoryOrder, LikePosition, PlayId, PlayPosition, Timestamp, TrackId, UserId};
+use super::{
+    EventPosition, HistoryOrder, LikePosition, PlayId, PlayPosition, Timestamp, TrackId, UserId,
+};
 
 const HISTORY_VERSION: u8 = 1;
 const LIKES_VERSION: u8 = 2;
 const TOP_TRACKS_VERSION: u8 = 3;
+const EVENTS_VERSION: u8 = 4;
 // version + micros + uuid + check
 const TOKEN_LEN: usize = 1 + 8 + 16 + 8;
 
@@ -89,6 +92,34 @@ impl HistoryCursor {
             played_at,
             id: PlayId::from_uuid(id),
         })
+    }
+}
+
+/// The `cursor` of a library event and the `after` of WatchLibrary. It names a position in the
+/// listener's event numbering, which every replica shares, so a watcher can resume on any.
+/// The token layout of the other cursors carries it: the number in the time slot, the index
+/// in the id slot.
+pub struct EventCursor;
+
+impl EventCursor {
+    pub fn encode(user: UserId, at: EventPosition) -> String {
+        let seq = Timestamp::from_micros(at.seq).unwrap_or(Timestamp::MIN);
+        encode(
+            EVENTS_VERSION,
+            seq,
+            Uuid::from_u128(u128::from(at.index)),
+            check(user, EVENTS_VERSION),
+        )
+    }
+
+    pub fn decode(token: &str, user: UserId) -> Result<EventPosition, String> {
+        let (seq, index) = decode(token, EVENTS_VERSION, check(user, EVENTS_VERSION))?;
+        let index = u32::try_from(index.as_u128()).map_err(|_| "is not a valid token")?;
+        let seq = seq.as_micros();
+        if seq < 1 {
+            return Err("is not a valid token".into());
+        }
+        Ok(EventPosition { seq, index })
     }
 }
 

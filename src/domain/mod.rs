@@ -5,6 +5,7 @@ mod counting;
 mod cursor;
 mod ids;
 mod likes;
+mod live;
 mod play;
 mod stats;
 mod text;
@@ -15,11 +16,15 @@ pub use admin::{
     admin_limit,
 };
 pub use counting::CountingRule;
-pub use cursor::{HistoryCursor, LikesPageToken, RankPosition, TopTracksPageToken};
+pub use cursor::{EventCursor, HistoryCursor, LikesPageToken, RankPosition, TopTracksPageToken};
 pub use ids::{PlayId, TrackId, UserId};
 pub use likes::{
     DEFAULT_LIKES_PAGE_SIZE, LikePosition, LikedTrack, MAX_CHECKED_TRACKS, MAX_LIKES_PAGE_SIZE,
     likes_page_size,
+};
+pub use live::{
+    Change, DeviceId, EventPosition, LibraryEvent, Playback, PlaybackChange, PlaybackId,
+    PlaybackReport, PlaybackReportInput, PlaybackState,
 };
 pub use play::{
     ClearScope, HistoryOrder, HistoryQuery, MAX_PLAYS_PER_CALL, NewPlay, NewPlayInput, Play,

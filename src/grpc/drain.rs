@@ -54,6 +54,9 @@ pub struct DrainingStream<T> {
     rx: mpsc::Receiver<Result<Vec<T>, Status>>,
     page: std::vec::IntoIter<T>,
     ended: Option<Ended>,
+    /// What the client hears when the producer stops: nothing more for a listing (it ended
+    /// at its last page), a status for a stream that never ends on its own.
+    closed: Option<Status>,
     /// The caller's open-stream slot, held until the client has read (or dropped) the stream.
     _slot: StreamGuard,
 }
@@ -68,8 +71,15 @@ impl<T> DrainingStream<T> {
             rx,
             page: Vec::new().into_iter(),
             ended: Some(Box::pin(drain.ended())),
+            closed: None,
             _slot: slot,
         }
+    }
+
+    /// Ends with `status` instead of OK when the producer stops.
+    pub fn closing_with(mut self, status: Status) -> Self {
+        self.closed = Some(status);
+        self
     }
 }
 
@@ -93,7 +103,7 @@ impl<T: Unpin> Stream for DrainingStream<T> {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(Ok(page))) => self.page = page.into_iter(),
                 Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(Err(status))),
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => return Poll::Ready(self.closed.take().map(Err)),
                 Poll::Pending => return Poll::Pending,
             }
         }

@@ -9,7 +9,7 @@ use super::{
     handler::{Reply, handle},
     import, likes,
     limits::Limits,
-    plays, stats, tracks,
+    live, plays, stats, tracks,
 };
 use crate::{domain::CountingRule, pb, pb::library_service_server::LibraryService, store::Store};
 
@@ -138,25 +138,25 @@ impl<S: Store> LibraryService for LibraryApi<S> {
 
     async fn report_playback(
         &self,
-        _request: Request<pb::ReportPlaybackRequest>,
+        request: Request<pb::ReportPlaybackRequest>,
     ) -> Reply<pb::ReportPlaybackResponse> {
-        Err(tonic::Status::unimplemented("ReportPlayback"))
+        handle(self, request, live::report_playback).await
     }
 
     async fn get_now_playing(
         &self,
-        _request: Request<pb::GetNowPlayingRequest>,
+        request: Request<pb::GetNowPlayingRequest>,
     ) -> Reply<pb::GetNowPlayingResponse> {
-        Err(tonic::Status::unimplemented("GetNowPlaying"))
+        handle(self, request, live::now_playing).await
     }
 
     type WatchLibraryStream = DrainingStream<pb::LibraryEvent>;
 
     async fn watch_library(
         &self,
-        _request: Request<pb::WatchLibraryRequest>,
+        request: Request<pb::WatchLibraryRequest>,
     ) -> Reply<Self::WatchLibraryStream> {
-        Err(tonic::Status::unimplemented("WatchLibrary"))
+        handle(self, request, live::watch).await
     }
 
     type ExportLibraryStream = DrainingStream<pb::ExportChunk>;

@@ -11,6 +11,7 @@ mod interceptor;
 mod library;
 mod likes;
 pub mod limits;
+mod live;
 mod plays;
 mod rpc;
 mod stats;

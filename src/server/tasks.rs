@@ -71,6 +71,7 @@ pub(super) fn spawn_all<S: Store>(
         )),
         tokio::spawn(gauges(store.clone())),
         tokio::spawn(forget_idle_callers(limits)),
+        tokio::spawn(tidy_live(store.clone(), settings.event_retention_minutes)),
     ];
     if let Some(days) = settings.history_retention_days {
         tasks.push(tokio::spawn(retention(
@@ -190,6 +191,27 @@ async fn gauges<S: Store>(store: S) {
             Ok(rows) => metrics::gauge!("library_history_rows_estimate").set(rows as f64),
             Err(e) => tracing::debug!(error = %chain(&e), "history size estimate failed"),
         }
+    }
+}
+
+/// Every minute: events older than the retention go (a watcher resuming from before them is
+/// told to reload), and so do playbacks that expired.
+async fn tidy_live<S: Store>(store: S, retention_minutes: u32) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        ticks.tick().await;
+        let now = Timestamp::now();
+        match store
+            .trim_events(now.saturating_add_seconds(-i64::from(retention_minutes) * 60))
+            .await
+        {
+            Ok(trimmed) => metrics::counter!("library_events_trimmed_total").increment(trimmed),
+            Err(e) => tracing::warn!(error = %chain(&e), "trimming events failed"),
+        }
+        if let Err(e) = store.forget_playbacks(now).await {
+            tracing::warn!(error = %chain(&e), "forgetting expired playbacks failed");
+        }
+        metrics::gauge!("library_watched_listeners").set(store.event_feed().watched() as f64);
     }
 }
 

@@ -46,6 +46,8 @@ use queues::Queues;
 pub struct Job {
     pub user: UserId,
     pub plays: Vec<NewPlay>,
+    /// A batch of an import (its event counts the plays instead of carrying them).
+    pub imported: bool,
 }
 
 /// What a backend does with a group: store every job's plays in one transaction and give each
@@ -259,7 +261,11 @@ impl GroupCommit {
         let (reply, answer) = oneshot::channel();
         let n = plays.len() as u64;
         let queued = Queued {
-            job: Job { user, plays },
+            job: Job {
+                user,
+                plays,
+                imported: patience == Patience::Bulk,
+            },
             patience,
             reply,
             _room: room,

@@ -6,15 +6,16 @@
 use std::future::Future;
 
 use crate::domain::{
-    ClearScope, HistoryQuery, LikePosition, LikedTrack, ListenerCount, NewPlay, Notes, Play,
-    PlayId, PlayPosition, QuarterTally, Recorded, TimeRange, Timestamp, TrackErasure, TrackId,
-    TrackLikes, UserErasure, UserId,
+    ClearScope, DeviceId, EventPosition, HistoryQuery, LikePosition, LikedTrack, ListenerCount,
+    NewPlay, Notes, Play, PlayId, PlayPosition, Playback, QuarterTally, Recorded, TimeRange,
+    Timestamp, TrackErasure, TrackId, TrackLikes, UserErasure, UserId,
 };
 
 mod admin;
 mod cache;
 mod database;
 mod error;
+mod events;
 mod group;
 mod postgres;
 mod rows;
@@ -26,6 +27,7 @@ mod types;
 pub use cache::CacheStatus;
 pub use database::{Database, DatabaseKind};
 pub use error::StoreError;
+pub use events::{EventFeed, EventsFrom, Subscription};
 pub use group::GroupStatus;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -59,13 +61,70 @@ pub struct PoolStatus {
 /// Everything the service asks of its database. Every write is committed before its method
 /// returns `Ok`.
 pub trait Store:
-    Upkeep + PlayStore + LikeStore + StatsStore + AdminStore + Clone + Send + Sync + 'static
+    Upkeep + PlayStore + LikeStore + StatsStore + AdminStore + LiveStore + Clone + Send + Sync + 'static
 {
 }
 
 impl<T> Store for T where
-    T: Upkeep + PlayStore + LikeStore + StatsStore + AdminStore + Clone + Send + Sync + 'static
+    T: Upkeep
+        + PlayStore
+        + LikeStore
+        + StatsStore
+        + AdminStore
+        + LiveStore
+        + Clone
+        + Send
+        + Sync
+        + 'static
 {
+}
+
+/// The live library: the log of every listener's changes (each write path appends to it in
+/// its own transaction), and what each device is playing.
+pub trait LiveStore {
+    /// Wakes this process's watchers when a listener's library changes, on any replica.
+    fn event_feed(&self) -> &EventFeed;
+
+    /// Where a watcher starting now begins: just after the listener's last event.
+    fn event_head(&self, user: UserId) -> impl Future<Output = StoreResult<EventPosition>> + Send;
+
+    /// The listener's events from `from` on, from at most `rows` stored rows (a row of plays
+    /// recorded together holds several events).
+    fn events_from(
+        &self,
+        user: UserId,
+        from: EventPosition,
+        rows: u32,
+    ) -> impl Future<Output = StoreResult<EventsFrom>> + Send;
+
+    /// Deletes the events made before `before`; how many rows went.
+    fn trim_events(&self, before: Timestamp) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// The device's playback as last reported, even when it has expired (so that its play is
+    /// still recorded when the device reports the next one).
+    fn playback(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+    ) -> impl Future<Output = StoreResult<Option<Playback>>> + Send;
+
+    /// Replaces the device's playback (`None`: it ended), and tells the listener's watchers.
+    fn set_playback(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        next: Option<&Playback>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The playbacks of these listeners that have not expired at `now`, by listener and device.
+    fn now_playing(
+        &self,
+        users: &[UserId],
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<Vec<Playback>>> + Send;
+
+    /// Deletes the playbacks that expired before `before`.
+    fn forget_playbacks(&self, before: Timestamp) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
 /// What keeps the store running and observable.

@@ -36,6 +36,7 @@ mod helpers;
 mod history;
 mod import;
 mod likes;
+mod live;
 mod plays;
 mod recount;
 mod server;

@@ -162,6 +162,11 @@ impl AdminStore for PgStore {
             ("DELETE FROM user_source_stats WHERE user_id = $1", None),
             ("DELETE FROM user_quarter_stats WHERE user_id = $1", None),
             ("DELETE FROM user_period_stats WHERE user_id = $1", None),
+            // The events go; the listener's event counter (a number, nothing else) stays, so
+            // that a cursor from before is refused as expired instead of meeting new events
+            // that reuse its numbers.
+            ("DELETE FROM library_events WHERE user_id = $1", None),
+            ("DELETE FROM now_playing WHERE user_id = $1", None),
         ] {
             let done = sqlx::query(statement).bind(user).execute(&mut *tx).await?;
             if let Some(removed) = removed {

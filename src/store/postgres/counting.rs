@@ -52,14 +52,17 @@ macro_rules! stale_periods {
 /// one. The rows a listener's plays share (totals, sources, quarter hours, periods) are locked
 /// last: they read `settled`, which is `stored` once `tracks` has run, so two groups writing
 /// one listener at once (the parts of one large call) do their disjoint work (plays, keys,
-/// tracks) side by side and wait for each other only for those few rows. The `record`
+/// tracks) side by side and wait for each other only for those few rows. Last, it appends the
+/// listeners' events (`events::Entry`'s bodies, built here from `stored`): one row per listener
+/// of the plays recorded live, and one counting the plays imported. The `record`
 /// baseline of the benchmark does not run this: it measures the database without it.
 pub const INSERT_PLAYS: &str = concat!(
     "WITH input AS (
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::int4[],
-                              $6::bool[], $7::text[], $8::text[], $9::int4[], $10::bool[])
+                              $6::bool[], $7::text[], $8::text[], $9::int4[], $10::bool[],
+                              $12::bool[])
              AS t(user_id, id, track_id, played_at, played_for_seconds, completed, source,
-                  request_id, track_duration_seconds, counted)
+                  request_id, track_duration_seconds, counted, imported)
          WHERE user_id = ANY($11)
      ),
      claimed AS (
@@ -80,7 +83,8 @@ pub const INSERT_PLAYS: &str = concat!(
                 track_duration_seconds, counted
          FROM input
          WHERE request_id IS NULL OR (user_id, id) IN (SELECT user_id, play_id FROM claimed)
-         RETURNING user_id, id, track_id, played_at, played_for_seconds, completed, source, counted
+         RETURNING user_id, id, track_id, played_at, played_for_seconds, completed, source,
+                   track_duration_seconds, counted
      ),
      tracks AS (
          INSERT INTO user_track_stats AS s
@@ -143,7 +147,32 @@ pub const INSERT_PLAYS: &str = concat!(
      ),
      ",
     stale_periods!("settled"),
-    "
+    ",
+     changes AS (
+         SELECT s.user_id, i.imported,
+                CASE WHEN i.imported THEN json_build_object('imported', count(*))::text
+                     ELSE json_agg(json_build_array(
+                              s.id, s.track_id, (extract(epoch FROM s.played_at) * 1000000)::int8,
+                              s.played_for_seconds, s.completed, s.source,
+                              s.track_duration_seconds, s.counted)
+                          ORDER BY s.played_at, s.id)::text
+                END AS body
+         FROM settled s JOIN input i ON i.user_id = s.user_id AND i.id = s.id
+         GROUP BY s.user_id, i.imported
+     ),
+     heads AS (
+         INSERT INTO library_event_heads AS h (user_id, seq)
+         SELECT user_id, count(*) FROM changes GROUP BY user_id ORDER BY user_id
+         ON CONFLICT (user_id) DO UPDATE SET seq = h.seq + EXCLUDED.seq
+         RETURNING h.user_id, h.seq
+     ),
+     logged AS (
+         INSERT INTO library_events (user_id, seq, kind, body)
+         SELECT c.user_id,
+                h.seq + 1 - row_number() OVER (PARTITION BY c.user_id ORDER BY c.imported),
+                CASE WHEN c.imported THEN 4 ELSE 1 END, c.body
+         FROM changes c JOIN heads h USING (user_id)
+     )
      SELECT id FROM stored"
 );
 

@@ -3,11 +3,12 @@ use std::collections::HashSet;
 
 use sqlx::FromRow;
 
-use super::PgStore;
+use super::{PgStore, live::append};
 use crate::{
     domain::{LikePosition, LikedTrack, Notes, Timestamp, TrackId, UserId},
     store::{
         LikeOutcome, LikeStore, LikedPage, StoreResult,
+        events::Entry,
         rows::{LikeRow, count, like_columns},
     },
 };
@@ -27,6 +28,7 @@ impl LikeStore for PgStore {
         notes: Option<Notes>,
         now: Timestamp,
     ) -> StoreResult<LikeOutcome> {
+        let mut tx = self.pool.begin().await?;
         // One statement, so concurrent likes of one track cannot race. `xmax = 0` holds only for
         // a row this statement inserted (an updated row carries our transaction id in xmax).
         let row: UpsertRow = sqlx::query_as(
@@ -41,21 +43,40 @@ impl LikeStore for PgStore {
         .bind(track)
         .bind(notes.as_ref().map(Notes::as_str))
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        let liked: LikedTrack = row.like.into();
+        // Liking again without notes changes nothing, and tells nobody.
+        let changed = row.inserted || notes.is_some();
+        if changed {
+            append(&mut tx, user, Entry::track_liked(&liked)).await?;
+        }
+        tx.commit().await?;
+        if changed {
+            self.feed.published([user]);
+        }
         Ok(LikeOutcome {
-            liked: row.like.into(),
+            liked,
             already_liked: !row.inserted,
         })
     }
 
     async fn unlike_track(&self, user: UserId, track: TrackId) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM liked_tracks WHERE user_id = $1 AND track_id = $2")
             .bind(user)
             .bind(track)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let was_liked = done.rows_affected() > 0;
+        if was_liked {
+            append(&mut tx, user, Entry::track_unliked(track)).await?;
+        }
+        tx.commit().await?;
+        if was_liked {
+            self.feed.published([user]);
+        }
+        Ok(was_liked)
     }
 
     async fn update_liked_track(
@@ -65,6 +86,7 @@ impl LikeStore for PgStore {
         notes: Notes,
         now: Timestamp,
     ) -> StoreResult<Option<LikedTrack>> {
+        let mut tx = self.pool.begin().await?;
         let row: Option<LikeRow> = sqlx::query_as(concat!(
             "UPDATE liked_tracks SET notes = $3, updated_at = $4 WHERE user_id = $1 AND track_id = $2
              RETURNING ",
@@ -74,9 +96,15 @@ impl LikeStore for PgStore {
         .bind(track)
         .bind(notes.as_str())
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(row.map(LikedTrack::from))
+        let Some(liked) = row.map(LikedTrack::from) else {
+            return Ok(None);
+        };
+        append(&mut tx, user, Entry::track_liked(&liked)).await?;
+        tx.commit().await?;
+        self.feed.published([user]);
+        Ok(Some(liked))
     }
 
     async fn liked_tracks_page(

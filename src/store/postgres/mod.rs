@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
 
 use super::{
-    CacheStatus, GroupStatus, PoolStatus, StoreResult, Upkeep,
+    CacheStatus, EventFeed, GroupStatus, PoolStatus, StoreResult, Upkeep,
     cache::SnapshotCache,
     group::{GroupCommit, GroupLimits},
 };
@@ -14,8 +14,10 @@ use crate::domain::Timestamp;
 mod admin;
 mod counting;
 mod likes;
+mod live;
 mod partitions;
 mod plays;
+mod relay;
 mod stats;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -26,6 +28,8 @@ pub struct PgStore {
     partitions: partitions::Partitions,
     cache: Arc<SnapshotCache>,
     group: GroupCommit,
+    feed: EventFeed,
+    _relay: Arc<relay::Relay>,
 }
 
 impl PgStore {
@@ -37,10 +41,12 @@ impl PgStore {
             .connect(url)
             .await?;
         let partitions = partitions::Partitions::default();
+        let feed = EventFeed::relayed();
         let group = GroupCommit::start(
             plays::PgWriter {
                 pool: pool.clone(),
                 partitions: partitions.clone(),
+                feed: feed.clone(),
             },
             // Two groups at once: one forms and travels while the other commits.
             GroupLimits {
@@ -53,11 +59,14 @@ impl PgStore {
                 live_floor_calls: GroupLimits::DEFAULT_LIVE_FLOOR_CALLS,
             },
         );
+        let relay = Arc::new(relay::Relay::start(pool.clone(), feed.clone()));
         Ok(Self {
             pool,
             partitions,
             cache: Arc::default(),
             group,
+            feed,
+            _relay: relay,
         })
     }
 

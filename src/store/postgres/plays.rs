@@ -6,6 +6,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use super::{
     PgStore,
     counting::{INSERT_PLAYS, counted_delete, tidy},
+    live::append,
     partitions::Partitions,
 };
 use crate::{
@@ -14,7 +15,8 @@ use crate::{
         Timestamp, TrackId, UserId,
     },
     store::{
-        PlayStore, StoreError, StoreResult,
+        EventFeed, PlayStore, StoreError, StoreResult,
+        events::Entry,
         group::{GroupWrite, Job, Patience},
         rows::{KeyedPlayRow, PlayRow, count, into_plays, new_play, play_columns},
     },
@@ -35,6 +37,8 @@ struct Columns {
     request_ids: Vec<Option<String>>,
     durations: Vec<Option<i32>>,
     counted: Vec<bool>,
+    /// Whether the play came from an import: its event only counts it.
+    imported: Vec<bool>,
 }
 
 impl Columns {
@@ -53,6 +57,7 @@ impl Columns {
             request_ids: Vec::with_capacity(n),
             durations: Vec::with_capacity(n),
             counted: Vec::with_capacity(n),
+            imported: Vec::with_capacity(n),
         };
         let plays = jobs
             .iter()
@@ -63,7 +68,7 @@ impl Columns {
                         let play = new_play(job.user, p);
                         let key = p.request_id.as_ref().map(|k| k.as_str());
                         if key.is_none_or(|k| seen.insert((job.user, k))) {
-                            c.push(&play, key);
+                            c.push(&play, key, job.imported);
                         }
                         play
                     })
@@ -73,7 +78,7 @@ impl Columns {
         (c, plays)
     }
 
-    fn push(&mut self, play: &Play, key: Option<&str>) {
+    fn push(&mut self, play: &Play, key: Option<&str>, imported: bool) {
         self.users.push(play.user_id);
         self.ids.push(play.id);
         self.track_ids.push(play.track_id);
@@ -86,6 +91,7 @@ impl Columns {
         self.durations
             .push(play.track_duration_seconds.map(|d| d as i32));
         self.counted.push(play.counted);
+        self.imported.push(imported);
     }
 
     /// Every listener of the group, once: the statement names them (routing on a sharded
@@ -133,6 +139,7 @@ const DEADLOCK_RETRIES: usize = 3;
 pub(super) struct PgWriter {
     pub(super) pool: PgPool,
     pub(super) partitions: Partitions,
+    pub(super) feed: EventFeed,
 }
 
 impl PgWriter {
@@ -149,6 +156,7 @@ impl PgWriter {
             .bind(&c.durations)
             .bind(&c.counted)
             .bind(listeners)
+            .bind(&c.imported)
             .fetch_all(&self.pool)
             .await
     }
@@ -211,6 +219,9 @@ impl GroupWrite for PgWriter {
     async fn write_group(&self, jobs: &[Job]) -> StoreResult<Vec<Vec<Recorded>>> {
         let (columns, plays) = Columns::of(jobs);
         let stored: HashSet<PlayId> = self.insert_retrying(&columns).await?.into_iter().collect();
+        if !stored.is_empty() {
+            self.feed.published(columns.listeners());
+        }
         let missing: Vec<(UserId, &str)> = jobs
             .iter()
             .zip(&plays)
@@ -332,7 +343,13 @@ impl PlayStore for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         let deleted = tidy(&mut tx, rows).await?;
+        if deleted > 0 {
+            append(&mut tx, user, Entry::play_deleted(play)).await?;
+        }
         tx.commit().await?;
+        if deleted > 0 {
+            self.feed.published([user]);
+        }
         Ok(deleted > 0)
     }
 
@@ -363,7 +380,13 @@ impl PlayStore for PgStore {
             .fetch_all(&mut *tx)
             .await?;
         let deleted = tidy(&mut tx, rows).await?;
+        if deleted > 0 {
+            append(&mut tx, user, Entry::history_cleared(scope, deleted)).await?;
+        }
         tx.commit().await?;
+        if deleted > 0 {
+            self.feed.published([user]);
+        }
         Ok(deleted)
     }
 }

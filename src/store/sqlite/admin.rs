@@ -111,6 +111,11 @@ impl AdminStore for SqliteStore {
             ("DELETE FROM user_source_stats WHERE user_id = ?", None),
             ("DELETE FROM user_quarter_stats WHERE user_id = ?", None),
             ("DELETE FROM user_period_stats WHERE user_id = ?", None),
+            // The events go; the listener's event counter (a number, nothing else) stays, so
+            // that a cursor from before is refused as expired instead of meeting new events
+            // that reuse its numbers.
+            ("DELETE FROM library_events WHERE user_id = ?", None),
+            ("DELETE FROM now_playing WHERE user_id = ?", None),
         ] {
             let done = sqlx::query(statement).bind(user).execute(&mut *tx).await?;
             if let Some(removed) = removed {

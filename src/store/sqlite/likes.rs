@@ -3,11 +3,12 @@ use std::collections::HashSet;
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::SqliteStore;
+use super::{SqliteStore, live::append};
 use crate::{
     domain::{LikePosition, LikedTrack, Notes, Timestamp, TrackId, UserId},
     store::{
         LikeOutcome, LikeStore, LikedPage, StoreResult,
+        events::Entry,
         rows::{LikeRow, count, like_columns},
     },
 };
@@ -45,9 +46,18 @@ impl LikeStore for SqliteStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        let liked: LikedTrack = row.into();
+        // Liking again without notes changes nothing, and tells nobody.
+        let changed = !already_liked || notes.is_some();
+        if changed {
+            append(&mut tx, user, Entry::track_liked(&liked), now).await?;
+        }
         tx.commit().await?;
+        if changed {
+            self.feed.published([user]);
+        }
         Ok(LikeOutcome {
-            liked: row.into(),
+            liked,
             already_liked,
         })
     }
@@ -59,8 +69,15 @@ impl LikeStore for SqliteStore {
             .bind(track)
             .execute(&mut *tx)
             .await?;
+        let was_liked = done.rows_affected() > 0;
+        if was_liked {
+            append(&mut tx, user, Entry::track_unliked(track), Timestamp::now()).await?;
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        if was_liked {
+            self.feed.published([user]);
+        }
+        Ok(was_liked)
     }
 
     async fn update_liked_track(
@@ -82,8 +99,13 @@ impl LikeStore for SqliteStore {
         .bind(track)
         .fetch_optional(&mut *tx)
         .await?;
+        let Some(liked) = row.map(LikedTrack::from) else {
+            return Ok(None);
+        };
+        append(&mut tx, user, Entry::track_liked(&liked), now).await?;
         tx.commit().await?;
-        Ok(row.map(LikedTrack::from))
+        self.feed.published([user]);
+        Ok(Some(liked))
     }
 
     async fn liked_tracks_page(

@@ -10,7 +10,7 @@ use sqlx::{
 };
 
 use super::{
-    CacheStatus, GroupStatus, PoolStatus, StoreError, StoreResult, Upkeep,
+    CacheStatus, EventFeed, GroupStatus, PoolStatus, StoreError, StoreResult, Upkeep,
     cache::SnapshotCache,
     group::{GroupCommit, GroupLimits},
     rows::count,
@@ -19,6 +19,7 @@ use crate::domain::Timestamp;
 
 mod admin;
 mod likes;
+mod live;
 mod plays;
 mod stats;
 
@@ -34,6 +35,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     cache: Arc<SnapshotCache>,
     group: GroupCommit,
+    feed: EventFeed,
 }
 
 impl SqliteStore {
@@ -63,9 +65,11 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
+        let feed = EventFeed::default();
         let group = GroupCommit::start(
             plays::SqliteWriter {
                 writer: writer.clone(),
+                feed: feed.clone(),
             },
             // One writer: a second group would only wait for it.
             GroupLimits {
@@ -84,6 +88,7 @@ impl SqliteStore {
             writer,
             cache: Arc::default(),
             group,
+            feed,
         })
     }
 

@@ -3,14 +3,15 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::SqliteStore;
+use super::{SqliteStore, live::append};
 use crate::{
     domain::{
         ClearScope, HistoryOrder, HistoryQuery, NewPlay, Period, Play, PlayId, PlayPosition,
         Recorded, Timestamp, UserId,
     },
     store::{
-        PlayStore, StoreResult,
+        EventFeed, PlayStore, StoreResult,
+        events::Entry,
         group::{GroupWrite, Job, Patience},
         rows::{KeyedPlayRow, PlayRow, count, into_plays, new_play, play_columns},
         stats::period_key,
@@ -34,6 +35,7 @@ macro_rules! cleared {
 #[derive(Clone)]
 pub(super) struct SqliteWriter {
     pub(super) writer: SqlitePool,
+    pub(super) feed: EventFeed,
 }
 
 /// Rows per multi-row statement: 11 parameters each, well under SQLite's 32,766.
@@ -85,7 +87,26 @@ impl GroupWrite for SqliteWriter {
             claim(&mut tx, chunk, now).await?;
         }
         mark_stale(&mut tx, fresh.iter().map(|(play, _)| play), now).await?;
+        let mut changed = Vec::new();
+        for (job, results) in jobs.iter().zip(&results) {
+            let stored: Vec<Play> = results
+                .iter()
+                .filter(|r| !r.duplicate)
+                .map(|r| r.play.clone())
+                .collect();
+            if stored.is_empty() {
+                continue;
+            }
+            let entry = if job.imported {
+                Entry::history_imported(stored.len() as u64)
+            } else {
+                Entry::plays_recorded(&stored)
+            };
+            append(&mut tx, job.user, entry, now).await?;
+            changed.push(job.user);
+        }
         tx.commit().await?;
+        self.feed.published(changed);
         Ok(results)
     }
 }
@@ -280,8 +301,15 @@ impl PlayStore for SqliteStore {
             .bind(play)
             .execute(&mut *tx)
             .await?;
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            append(&mut tx, user, Entry::play_deleted(play), Timestamp::now()).await?;
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        if deleted {
+            self.feed.published([user]);
+        }
+        Ok(deleted)
     }
 
     async fn clear_history(
@@ -315,7 +343,15 @@ impl PlayStore for SqliteStore {
             .bind(source)
             .execute(&mut *tx)
             .await?;
+        let deleted = done.rows_affected();
+        if deleted > 0 {
+            let entry = Entry::history_cleared(scope, deleted);
+            append(&mut tx, user, entry, Timestamp::now()).await?;
+        }
         tx.commit().await?;
-        Ok(done.rows_affected())
+        if deleted > 0 {
+            self.feed.published([user]);
+        }
+        Ok(deleted)
     }
 }
