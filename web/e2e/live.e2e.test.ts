@@ -50,6 +50,7 @@ describe.each(backends())("The live page on $name", (backend) => {
   const pageErrors: string[] = [];
   const consoleErrors: string[] = [];
   let watches = 0;
+  let histories = 0;
 
   beforeAll(async () => {
     a = await RunningService.start(binary, backend, ["--shutdown-grace", "1"]);
@@ -75,6 +76,7 @@ describe.each(backends())("The live page on $name", (backend) => {
     });
     page.on("request", (request) => {
       if (request.url().endsWith("/WatchLibrary")) watches += 1;
+      if (request.url().endsWith("/ListHistory")) histories += 1;
     });
   });
 
@@ -182,9 +184,12 @@ describe.each(backends())("The live page on $name", (backend) => {
     expect(await card("phone").locator("[data-time]").innerText()).toBe("1:15 / 4:00");
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: join(ARTIFACTS, `live-${backend.name}-now-playing.png`) });
-    await page.locator("section[aria-labelledby=now-playing-heading]").screenshot({
-      path: join(ARTIFACTS, `live-${backend.name}-now-playing-card.png`),
-    });
+    const section = page.locator("section[aria-labelledby=now-playing-heading]");
+    await section.screenshot({ path: join(ARTIFACTS, `live-${backend.name}-now-playing-card.png`) });
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: join(ARTIFACTS, `live-${backend.name}-now-playing-phone.png`) });
+    await page.setViewportSize({ width: 1280, height: 900 });
     // Reading it again gives the same: the service's GetNowPlaying.
     const { playbacks } = await other.getNowPlaying({});
     expect(playbacks.map((p) => [p.deviceId, p.state]).sort()).toEqual([
@@ -211,6 +216,7 @@ describe.each(backends())("The live page on $name", (backend) => {
 
   test("after its server restarts the page reconnects and catches up, without a reload", async () => {
     screenshotOnFailure("restart");
+    const historiesBefore = histories;
     await a.halt();
     await expect.poll(link, { timeout: 5000 }).toBe("reconnecting");
     expect(await page.locator("#live").innerText()).toBe("Reconnecting…");
@@ -234,7 +240,11 @@ describe.each(backends())("The live page on $name", (backend) => {
     await expect.poll(() => statCard("Plays")).toBe("6");
     expect(await status()).toBe("6 plays shown · that is all of your history");
     expect(await page.evaluate(() => document.body.hasAttribute("data-unreloaded"))).toBe(true);
+    // A refresh that could not reach the service meanwhile is not left complaining.
+    await expect.poll(() => page.locator("#notice").isVisible()).toBe(false);
     expect(watches).toBeGreaterThan(1);
+    // Caught up from its cursor: the history was not read again.
+    expect(histories).toBe(historiesBefore);
 
     // And it is live again.
     const { play } = await other.recordPlay({ trackId: tracks[1], playedForSeconds: 30, source: "album" });
@@ -242,6 +252,17 @@ describe.each(backends())("The live page on $name", (backend) => {
     expect(pageErrors).toEqual([]);
     // Chromium logs each refused reconnection attempt while the server was down; nothing else.
     expect(consoleErrors.filter((e) => !/ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET/.test(e))).toEqual([]);
+  });
+
+  test("a history cleared elsewhere is read again", async () => {
+    screenshotOnFailure("clear");
+    const freshRows = () => page.locator(`#history tr[data-track="${fresh}"]`).count();
+    expect(await freshRows()).toBe(1);
+    const { deletedCount } = await other.clearHistory({ trackId: fresh });
+    expect(deletedCount).toBe(1n);
+    await expect.poll(freshRows, LIVE).toBe(0);
+    await expect.poll(status).toBe("6 plays shown · that is all of your history");
+    await expect.poll(() => statCard("Plays")).toBe("6");
   });
 
   test("signing out closes the stream and clears now playing", async () => {

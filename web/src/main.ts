@@ -60,7 +60,7 @@ function signOut(message?: string) {
 function report(error: unknown) {
   const problem = describeError(error);
   if (problem.signOut) signOut(problem.message);
-  else notice("error", problem.message);
+  else notice("error", problem.message, problem.transient);
 }
 
 async function signIn(token: string): Promise<boolean> {

@@ -3,6 +3,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 
 import type { LibraryEvent } from "../gen/audiohm/library/v1/library_pb.ts";
+import { clearTransientNotice } from "../notice.ts";
 import type { Session } from "../session.ts";
 import { throttle, type Throttled } from "../throttle.ts";
 import { showLink } from "../views/connection.ts";
@@ -34,6 +35,7 @@ export class LiveLibrary {
    * service has no such call. */
   private card: "unknown" | "known" | "unavailable" = "unknown";
   private ticker: ReturnType<typeof setInterval> | undefined;
+  private watchedBefore = false;
   private hiddenTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly stopped = new AbortController();
 
@@ -73,7 +75,20 @@ export class LiveLibrary {
     showLink(undefined);
   }
 
+  /** Live again after the stream was lost (and resumed from its cursor): what failed meanwhile
+   * for want of a service is read again, and no longer reported. */
+  private reconnected() {
+    clearTransientNotice();
+    this.figures();
+    this.countsDue.add("*");
+    this.counts();
+  }
+
   private apply(event: LibraryEvent, receivedAtMs: number) {
+    if (event.event.case === "watching") {
+      if (this.watchedBefore) this.reconnected();
+      this.watchedBefore = true;
+    }
     const { state, effects } = reduce(this.state, event, receivedAtMs);
     const nowPlayingChanged = state.nowPlaying !== this.state.nowPlaying;
     this.state = state;

@@ -47,7 +47,7 @@ export class NowPlayingView {
     const { playback } = p;
     const playing = playback.state === PlaybackState.PLAYING;
     const state = el("span", {
-      class: `rounded px-1.5 py-0.5 text-xs font-medium ${playing ? "bg-emerald-900/60 text-emerald-200" : "bg-slate-800 text-slate-300"}`,
+      class: `shrink-0 whitespace-nowrap rounded px-1.5 py-0.5 text-xs font-medium ${playing ? "bg-emerald-900/60 text-emerald-200" : "bg-slate-800 text-slate-300"}`,
       text: playing ? "▶ Playing" : "❚❚ Paused",
     });
     const bar = el("div", { class: `h-full rounded-full ${playing ? "bg-violet-500" : "bg-slate-500"}`, "data-progress": "" });
