@@ -7,11 +7,14 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, onTestFailed, test } from "vitest";
 
 import { createLibraryClient, type LibraryClient } from "../src/client.ts";
 import { PlaybackState } from "../src/gen/audiohm/library/v1/library_pb.ts";
+import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.ts";
 import { backends, buildService, RunningService, webDir } from "./service.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -263,6 +266,42 @@ describe.each(backends())("The live page on $name", (backend) => {
     await expect.poll(freshRows, LIVE).toBe(0);
     await expect.poll(status).toBe("6 plays shown · that is all of your history");
     await expect.poll(() => statCard("Plays")).toBe("6");
+  });
+
+  test("when the events it missed are no longer kept, the page reads everything again", async () => {
+    screenshotOnFailure("expired");
+    // Events are kept for at least 10 minutes: the service's refusal of an older cursor is
+    // played here, once, to the page's next watch.
+    let refused = 0;
+    await page.route("**/WatchLibrary", async (route) => {
+      if (refused > 0) return route.fallback();
+      refused += 1;
+      const headers = new Headers({ "content-type": "application/grpc-web+proto" });
+      setTrailerStatus(
+        headers,
+        new ConnectError("the events after this cursor are no longer kept", Code.FailedPrecondition, undefined, [
+          { desc: ErrorInfoSchema, value: { reason: "EVENTS_EXPIRED", domain: "library.audiohm" } },
+        ]),
+      );
+      await route.fulfill({ status: 200, headers: Object.fromEntries(headers), body: "" });
+    });
+    const historiesBefore = histories;
+    await a.halt();
+    await expect.poll(() => refused, { timeout: 8000 }).toBe(1);
+    if (twoReplicas) await other.likeTrack({ trackId: tracks[1] });
+    await a.resume();
+    if (!twoReplicas) await other.likeTrack({ trackId: tracks[1] });
+    await expect.poll(link, { timeout: 8000 }).toBe("live");
+    // Read again, not replayed: the history stream ran once more, and the like shows.
+    await expect.poll(() => histories, { timeout: 5000 }).toBe(historiesBefore + 1);
+    await expect.poll(() => heart(tracks[1]).getAttribute("aria-pressed"), { timeout: 5000 }).toBe("true");
+    await expect.poll(() => page.locator(`#likes li[data-track="${tracks[1]}"]`).count()).toBe(1);
+    expect(await status()).toBe("6 plays shown · that is all of your history");
+    expect(await page.evaluate(() => document.body.hasAttribute("data-unreloaded"))).toBe(true);
+    await page.unroute("**/WatchLibrary");
+    // Live again, from now on.
+    const { play } = await other.recordPlay({ trackId: tracks[2], playedForSeconds: 30 });
+    await expect.poll(async () => (await rowIds())[0], LIVE).toBe(play?.id);
   });
 
   test("signing out closes the stream and clears now playing", async () => {
