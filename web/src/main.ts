@@ -91,8 +91,6 @@ async function signIn(token: string): Promise<boolean> {
   likes = new LikesView(current);
   history = new HistoryView(current);
   const top = new TopTracksView(current);
-  // Liking from the history changes the liked count in the stats.
-  current.onLikeChange(() => void stats.load());
   // Watching starts with the reads, so that nothing done elsewhere meanwhile is missed: a change
   // that is also in what they read is applied once.
   const watching = new LiveLibrary(current, {
@@ -104,6 +102,9 @@ async function signIn(token: string): Promise<boolean> {
     },
   });
   live = watching;
+  // Liking from the page changes the liked count in the stats; its own event will too, so both go
+  // through the same once-a-second refresh.
+  current.onLikeChange(() => watching.refreshFigures());
   watching.start();
   await Promise.all([likes.reload(), history.reload(), top.load()]);
   return true;

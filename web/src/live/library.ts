@@ -64,6 +64,11 @@ export class LiveLibrary {
     this.ticker = setInterval(() => this.render(), 1000);
   }
 
+  /** Reads the stats and top tracks again: at once, or once more at the end of the second. */
+  refreshFigures() {
+    this.figures();
+  }
+
   stop() {
     this.stopped.abort();
     this.feed.stop();
