@@ -44,6 +44,8 @@ export class LikesView {
     const editing = notes.value !== notes.dataset.saved;
     notes.dataset.saved = like.notes;
     if (!editing) notes.value = like.notes;
+    // The save button compares with what the service now has.
+    notes.dispatchEvent(new Event("input"));
   }
 
   /** The tracks shown. */
