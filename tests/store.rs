@@ -243,8 +243,11 @@ async fn retention_drops_whole_monthly_partitions_on_postgres() {
 /// The tables a database sharded by listener distributes by `user_id` (OPERATIONS.md, "Sharding
 /// by user"). Citus runs no ordinary triggers on distributed tables, so none may carry one: the
 /// store's own statements keep the aggregates.
-const DISTRIBUTED: [&str; 8] = [
+const DISTRIBUTED: [&str; 11] = [
+    "library_event_heads",
+    "library_events",
     "liked_tracks",
+    "now_playing",
     "play_requests",
     "plays",
     "user_period_stats",

@@ -61,6 +61,7 @@ pub(super) fn spawn_all<S: Store>(
     gate: DatabaseGate,
     limits: Arc<Limits>,
 ) -> Vec<JoinHandle<()>> {
+    store.relay_events();
     let mut tasks = vec![
         tokio::spawn(housekeeping(store.clone(), settings.history_retention_days)),
         tokio::spawn(health_probe(

@@ -132,6 +132,11 @@ pub trait Upkeep {
     /// Upkeep run at start-up and then daily: PostgreSQL creates the coming months' partitions.
     fn housekeeping(&self) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Starts telling other replicas about this process's changes and waking this process's
+    /// watchers for theirs (PostgreSQL; SQLite has one process). A serving process calls it
+    /// once; CLI commands never do.
+    fn relay_events(&self) {}
+
     /// Connections open and idle, for the metrics gauges.
     fn pool_status(&self) -> PoolStatus;
 

@@ -29,7 +29,8 @@ pub struct PgStore {
     cache: Arc<SnapshotCache>,
     group: GroupCommit,
     feed: EventFeed,
-    _relay: Arc<relay::Relay>,
+    /// Started by a serving process only (see `Upkeep::relay_events`).
+    relay: Arc<std::sync::OnceLock<relay::Relay>>,
 }
 
 impl PgStore {
@@ -59,14 +60,13 @@ impl PgStore {
                 live_floor_calls: GroupLimits::DEFAULT_LIVE_FLOOR_CALLS,
             },
         );
-        let relay = Arc::new(relay::Relay::start(pool.clone(), feed.clone()));
         Ok(Self {
             pool,
             partitions,
             cache: Arc::default(),
             group,
             feed,
-            _relay: relay,
+            relay: Arc::default(),
         })
     }
 
@@ -106,6 +106,11 @@ const KEY_BATCH: i64 = 10_000;
 impl Upkeep for PgStore {
     async fn housekeeping(&self) -> StoreResult<()> {
         self.prepare_partitions().await
+    }
+
+    fn relay_events(&self) {
+        self.relay
+            .get_or_init(|| relay::Relay::start(self.pool.clone(), self.feed.clone()));
     }
 
     fn stats_cache_status(&self) -> CacheStatus {

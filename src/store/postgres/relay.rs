@@ -10,7 +10,10 @@
 //! event by at most a heartbeat.
 use std::time::Duration;
 
-use sqlx::{PgPool, postgres::PgListener};
+use sqlx::{
+    PgPool,
+    postgres::{PgListener, PgPoolOptions},
+};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -70,6 +73,12 @@ async fn tell(pool: PgPool, feed: EventFeed) {
 
 /// Wakes this process's watchers of the listeners other replicas (and this one) changed.
 async fn hear(pool: PgPool, feed: EventFeed) {
+    // A listener keeps its connection for good: it gets a pool of its own, so that the store's
+    // pool keeps every connection it was sized with.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with((*pool.connect_options()).clone());
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
