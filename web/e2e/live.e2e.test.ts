@@ -7,13 +7,14 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, onTestFailed, test } from "vitest";
 
 import { createLibraryClient, type LibraryClient } from "../src/client.ts";
-import { PlaybackState } from "../src/gen/audiohm/library/v1/library_pb.ts";
+import { LibraryService, PlaybackState } from "../src/gen/audiohm/library/v1/library_pb.ts";
 import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.ts";
 import { backends, buildService, RunningService, webDir } from "./service.ts";
 
@@ -302,6 +303,44 @@ describe.each(backends())("The live page on $name", (backend) => {
     // Live again, from now on.
     const { play } = await other.recordPlay({ trackId: tracks[2], playedForSeconds: 30 });
     await expect.poll(async () => (await rowIds())[0], LIVE).toBe(play?.id);
+  });
+
+  test("plays imported elsewhere show, the history read again at most every 2 s", async () => {
+    screenshotOnFailure("import");
+    // ImportHistory streams from the client, which gRPC-web cannot: plain gRPC over HTTP/2.
+    const token = b.token(listener);
+    const grpc = createClient(
+      LibraryService,
+      createGrpcTransport({
+        baseUrl: b.url,
+        interceptors: [(next) => (request) => (request.header.set("authorization", `Bearer ${token}`), next(request))],
+      }),
+    );
+    const before = await rowIds();
+    const historiesBefore = histories;
+    const now = Date.now();
+    async function* batches() {
+      for (let i = 0; i < 3; i++) {
+        yield {
+          plays: [
+            {
+              trackId: tracks[0],
+              playedForSeconds: 150,
+              playedAt: timestampFromDate(new Date(now - (10 + i) * HOUR)),
+              requestId: `import-${i}`,
+            },
+          ],
+        };
+      }
+    }
+    await grpc.importHistory(batches());
+    await expect.poll(async () => (await rowIds()).length, { timeout: 4000 }).toBe(before.length + 3);
+    await expect.poll(status).toBe(`${before.length + 3} plays shown · that is all of your history`);
+    // Three batches, three events: read once at once and at most once more.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(histories - historiesBefore).toBeGreaterThanOrEqual(1);
+    expect(histories - historiesBefore).toBeLessThanOrEqual(2);
+    expect((await rowIds()).length).toBe(before.length + 3);
   });
 
   test("signing out closes the stream and clears now playing", async () => {

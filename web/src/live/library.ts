@@ -30,6 +30,7 @@ export class LiveLibrary {
   private readonly nowPlaying = new NowPlayingView();
   private readonly figures: Throttled;
   private readonly counts: Throttled;
+  private readonly historyReload: Throttled;
   private readonly countsDue = new Set<string>();
   /** The card shows once GetNowPlaying or an event has said what plays; not at all when the
    * service has no such call. */
@@ -45,6 +46,9 @@ export class LiveLibrary {
   ) {
     this.figures = throttle(() => views.refreshFigures(), 1000);
     this.counts = throttle(() => this.refreshCounts(), 1000);
+    // An import sends an event per batch: reading the history again for each would spend the
+    // stream quota (each read is a stream) in seconds.
+    this.historyReload = throttle(() => void views.history.reload(), 2000);
     this.feed = new LiveFeed(session.client, {
       event: (event, receivedAtMs) => this.apply(event, receivedAtMs),
       resync: () => this.resync(),
@@ -74,6 +78,7 @@ export class LiveLibrary {
     this.feed.stop();
     this.figures.cancel();
     this.counts.cancel();
+    this.historyReload.cancel();
     clearInterval(this.ticker);
     clearTimeout(this.hiddenTimer);
     this.nowPlaying.hide();
@@ -119,7 +124,7 @@ export class LiveLibrary {
         break;
       case "history-changed":
         // The reload reads the history's counts; the liked tracks' follow.
-        void history.reload();
+        this.historyReload();
         this.countsDue.add("*");
         this.counts();
         break;
