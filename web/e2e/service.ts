@@ -1,5 +1,6 @@
 // Starts the real service binary on a fresh database for the browser test, and mints tokens
-// with the same CLI an operator uses.
+// with the same CLI an operator uses. A second replica can serve the same database, and a
+// replica can be restarted on its own address.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -26,12 +27,19 @@ export function buildService(): string {
   return join(process.env.CARGO_TARGET_DIR ?? join(repoDir, "target"), "debug", "library-service");
 }
 
+/** What replicas of one service share: the database and the token secret. */
+interface Shared {
+  databaseUrl: string;
+  secret: string;
+}
+
 export class RunningService {
   private constructor(
     readonly url: string,
     private readonly binary: string,
-    private readonly secret: string,
-    private readonly child: ChildProcess,
+    private readonly shared: Shared,
+    private readonly extra: string[],
+    private child: ChildProcess,
     private readonly cleanup: () => void,
     readonly logs: string[],
   ) {}
@@ -50,60 +58,104 @@ export class RunningService {
       dropDatabase = () =>
         execFileSync("psql", ["-q", backend.postgresUrl ?? "", "-c", `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
     }
-    const child = spawn(
-      binary,
-      [
-        "--log-format", "json",
-        "--database-url", databaseUrl,
-        "--data-dir", dataDir,
-        "--jwt-secret", secret,
-        "--jwt-leeway-seconds", "0",
-        "serve",
-        "--listen", "127.0.0.1:0",
-        "--web-root", join(webDir, "dist"),
-        ...extra,
-      ],
-      { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "info" } },
-    );
+    const shared = { databaseUrl, secret };
     const logs: string[] = [];
-    const address = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the service did not start:\n${logs.join("\n")}`)), 60_000);
-      child.once("exit", (code) => reject(new Error(`the service exited (${code}):\n${logs.join("\n")}`)));
-      createInterface({ input: child.stderr! }).on("line", (line) => {
-        logs.push(line);
-        try {
-          const event = JSON.parse(line) as { message?: string; addr?: string };
-          if (event.message === "serving gRPC and gRPC-web" && event.addr) {
-            clearTimeout(timer);
-            resolve(event.addr);
-          }
-        } catch {
-          // Not every line a process prints is a log event.
-        }
-      });
-    });
     const cleanup = () => {
       rmSync(dataDir, { recursive: true, force: true });
       dropDatabase();
     };
-    return new RunningService(`http://${address}`, binary, secret, child, cleanup, logs);
+    const { child, address } = await launch(binary, shared, dataDir, "127.0.0.1:0", extra, logs).catch((error) => {
+      cleanup();
+      throw error;
+    });
+    return new RunningService(`http://${address}`, binary, shared, extra, child, cleanup, logs);
+  }
+
+  /** Another process on the same database (PostgreSQL: SQLite's file is one process's). */
+  async replica(extra: string[] = this.extra): Promise<RunningService> {
+    const dataDir = mkdtempSync(join(tmpdir(), "library-e2e-"));
+    const logs: string[] = [];
+    const cleanup = () => rmSync(dataDir, { recursive: true, force: true });
+    const { child, address } = await launch(this.binary, this.shared, dataDir, "127.0.0.1:0", extra, logs);
+    return new RunningService(`http://${address}`, this.binary, this.shared, extra, child, cleanup, logs);
+  }
+
+  /** Stops the process, as a deployment does (SIGTERM: open streams end with UNAVAILABLE after
+   * the shutdown grace), keeping its data. */
+  async halt() {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((resolve) => this.child.once("exit", resolve));
+      this.child.kill("SIGTERM");
+      await exited;
+    }
+  }
+
+  /** Starts the process again on the same address and data, after `halt`. */
+  async resume() {
+    const dataDir = this.dataDirOf();
+    const { child } = await launch(this.binary, this.shared, dataDir, new URL(this.url).host, this.extra, this.logs);
+    this.child = child;
   }
 
   /** A listener's session token, from `library-service token`. */
   token(subject: string, ttlSeconds = 3600): string {
     return execFileSync(
       this.binary,
-      ["--jwt-secret", this.secret, "token", "--sub", subject, "--ttl", String(ttlSeconds)],
+      ["--jwt-secret", this.shared.secret, "token", "--sub", subject, "--ttl", String(ttlSeconds)],
       { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
     ).trim();
   }
 
   async stop() {
-    if (this.child.exitCode === null) {
-      const exited = new Promise((resolve) => this.child.once("exit", resolve));
-      this.child.kill("SIGTERM");
-      await exited;
-    }
+    await this.halt();
     this.cleanup();
   }
+
+  private dataDirOf(): string {
+    const args = this.child.spawnargs;
+    return args[args.indexOf("--data-dir") + 1] ?? "";
+  }
+}
+
+/** Spawns the service and waits until it says where it listens. */
+async function launch(
+  binary: string,
+  { databaseUrl, secret }: Shared,
+  dataDir: string,
+  listen: string,
+  extra: string[],
+  logs: string[],
+): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(
+    binary,
+    [
+      "--log-format", "json",
+      "--database-url", databaseUrl,
+      "--data-dir", dataDir,
+      "--jwt-secret", secret,
+      "--jwt-leeway-seconds", "0",
+      "serve",
+      "--listen", listen,
+      "--web-root", join(webDir, "dist"),
+      ...extra,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "info" } },
+  );
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the service did not start:\n${logs.join("\n")}`)), 60_000);
+    child.once("exit", (code) => reject(new Error(`the service exited (${code}):\n${logs.join("\n")}`)));
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      logs.push(line);
+      try {
+        const event = JSON.parse(line) as { message?: string; addr?: string };
+        if (event.message === "serving gRPC and gRPC-web" && event.addr) {
+          clearTimeout(timer);
+          resolve(event.addr);
+        }
+      } catch {
+        // Not every line a process prints is a log event.
+      }
+    });
+  });
+  return { child, address };
 }

@@ -56,7 +56,14 @@ describe("errors in plain words", () => {
   });
 
   test("an outage and an unknown failure are told apart, without internals", () => {
-    expect(describeError(new ConnectError("db down", Code.Unavailable)).message).toMatch(/cannot be reached/);
+    expect(describeError(new ConnectError("db down", Code.Unavailable))).toEqual({
+      message: "The library service cannot be reached right now. Please try again in a moment.",
+      signOut: false,
+      transient: true,
+    });
+    // A server that is not there at all: fetch fails before any status.
+    const refused = ConnectError.from(new TypeError("Failed to fetch"));
+    expect(describeError(refused)).toEqual(describeError(new ConnectError("db down", Code.Unavailable)));
     const internal = describeError(new ConnectError("relation plays does not exist", Code.Internal));
     expect(internal.message).not.toContain("relation");
   });

@@ -9,6 +9,8 @@ export interface Problem {
   message: string;
   /** The token is no good any more: go back to the sign-in form. */
   signOut: boolean;
+  /** The service could not be reached: over once the live stream is back. */
+  transient?: true;
 }
 
 const FIELD_LABELS: Record<string, string> = {
@@ -25,6 +27,13 @@ const FIELD_LABELS: Record<string, string> = {
 export function describeError(error: unknown): Problem {
   const err = ConnectError.from(error);
   const problem = (message: string, signOut = false): Problem => ({ message, signOut });
+  const unreachable: Problem = {
+    message: "The library service cannot be reached right now. Please try again in a moment.",
+    signOut: false,
+    transient: true,
+  };
+  // A request that never got an answer (connection refused or reset): fetch's own TypeError.
+  if (err.code === Code.Unknown && err.cause instanceof TypeError) return unreachable;
   switch (err.code) {
     case Code.Unauthenticated:
       return /expired/i.test(err.rawMessage)
@@ -45,7 +54,7 @@ export function describeError(error: unknown): Problem {
     case Code.NotFound:
       return problem("That is no longer in your library. Reload to see the latest.");
     case Code.Unavailable:
-      return problem("The library service cannot be reached right now. Please try again in a moment.");
+      return unreachable;
     case Code.DeadlineExceeded:
       return problem("The library service took too long to answer. Please try again.");
     case Code.Canceled:

@@ -17,6 +17,7 @@ import {
   playCountDetails,
   plays,
   shortDay,
+  trackClock,
 } from "./format.ts";
 import { ActivityBucket, TopTracksPeriod } from "./gen/audiohm/library/v1/library_pb.ts";
 
@@ -172,4 +173,8 @@ test("a play count's details give what the number leaves out", () => {
     playCountDetails({ plays: 15n, countedPlays: 12n, skippedPlays: 3n, listeningSeconds: 2700n, lastPlayedAt: at }),
   ).toMatch(/^12 plays that count, 3 skipped, 45 min; last played 5 Nov 2026, \d\d:\d\d$/);
   expect(playCountDetails({ plays: 0n, countedPlays: 0n, skippedPlays: 0n, listeningSeconds: 0n })).toBe("Never played");
+});
+
+test("a position in a track reads as a player shows it", () => {
+  expect([0, 7.9, 65, 225, 3599, 3723, -3].map(trackClock)).toEqual(["0:00", "0:07", "1:05", "3:45", "59:59", "1:02:03", "0:00"]);
 });

@@ -23,6 +23,15 @@ export function listeningTime(totalSeconds: bigint | number): string {
   return `${seconds} s`;
 }
 
+/** A position in a track as a player shows it: "0:07", "3:45", "1:02:03" (whole seconds). */
+export function trackClock(totalSeconds: number): string {
+  const s = Math.max(0, Math.floor(totalSeconds));
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  const seconds = String(s % 60).padStart(2, "0");
+  return hours > 0 ? `${hours}:${String(minutes).padStart(2, "0")}:${seconds}` : `${minutes}:${seconds}`;
+}
+
 /** "25 Nov 2026, 14:03" in the browser's zone; "–" when unset. */
 export function instant(ts: Timestamp | undefined): string {
   if (!ts) return "–";

@@ -1,5 +1,5 @@
-// The "My library" page: sign in with a pasted token, then stats, top tracks, liked tracks and
-// history.
+// The "My library" page: sign in with a pasted token, then now playing, stats, top tracks, liked
+// tracks and history, kept live by one WatchLibrary stream.
 import "./style.css";
 
 import { createLibraryClient } from "./client.ts";
@@ -7,6 +7,7 @@ import { byId, show } from "./dom.ts";
 import { describeError } from "./errors.ts";
 import { clearNotice, notice } from "./notice.ts";
 import { Session } from "./session.ts";
+import { LiveLibrary } from "./live/library.ts";
 import { readToken } from "./token.ts";
 import { HistoryView } from "./views/history.ts";
 import { LikesView } from "./views/likes.ts";
@@ -21,10 +22,12 @@ const TOKEN_KEY = "audiohm.library.token";
 let session: Session | undefined;
 let history: HistoryView | undefined;
 let likes: LikesView | undefined;
+let live: LiveLibrary | undefined;
 
 function signOut(message?: string) {
   session?.end();
-  session = history = likes = undefined;
+  live?.stop();
+  session = history = likes = live = undefined;
   sessionStorage.removeItem(TOKEN_KEY);
   // The next person at this browser must not find the last listener's library in the page.
   for (const id of [
@@ -57,7 +60,7 @@ function signOut(message?: string) {
 function report(error: unknown) {
   const problem = describeError(error);
   if (problem.signOut) signOut(problem.message);
-  else notice("error", problem.message);
+  else notice("error", problem.message, problem.transient);
 }
 
 async function signIn(token: string): Promise<boolean> {
@@ -68,6 +71,8 @@ async function signIn(token: string): Promise<boolean> {
   }
   clearNotice();
   session?.end();
+  live?.stop();
+  live = undefined;
   const current = new Session(createLibraryClient(SERVICE_URL, token.trim()), report);
   session = current;
   // The first call tells whether the service takes the token.
@@ -86,8 +91,21 @@ async function signIn(token: string): Promise<boolean> {
   likes = new LikesView(current);
   history = new HistoryView(current);
   const top = new TopTracksView(current);
-  // Liking from the history changes the liked count in the stats.
-  current.onLikeChange(() => void stats.load());
+  // Watching starts with the reads, so that nothing done elsewhere meanwhile is missed: a change
+  // that is also in what they read is applied once.
+  const watching = new LiveLibrary(current, {
+    history,
+    likes,
+    refreshFigures: () => {
+      void stats.load();
+      void top.load();
+    },
+  });
+  live = watching;
+  // Liking from the page changes the liked count in the stats; its own event will too, so both go
+  // through the same once-a-second refresh.
+  current.onLikeChange(() => watching.refreshFigures());
+  watching.start();
   await Promise.all([likes.reload(), history.reload(), top.load()]);
   return true;
 }

@@ -9,13 +9,20 @@ const STYLES = {
 
 let timer: ReturnType<typeof setTimeout> | undefined;
 
-export function notice(kind: keyof typeof STYLES, message: string) {
+/** `transient`: the service could not be reached; `clearTransientNotice` takes it away once it is
+ * back. */
+export function notice(kind: keyof typeof STYLES, message: string, transient = false) {
   const box = byId("notice");
   clearTimeout(timer);
   box.className = `mb-6 rounded-lg border px-4 py-3 text-sm ${STYLES[kind]}`;
   box.dataset.kind = kind;
+  box.dataset.transient = String(transient);
   box.textContent = message;
   if (kind === "info") timer = setTimeout(clearNotice, 5000);
+}
+
+export function clearTransientNotice() {
+  if (byId("notice").dataset.transient === "true") clearNotice();
 }
 
 export function clearNotice() {

@@ -1,8 +1,9 @@
 // "Liked tracks": like a track by ID, edit notes, unlike, page through with the page token; each
-// page's play counts from one GetTrackPlayCounts call.
+// page's play counts from one GetTrackPlayCounts call. Likes, notes and unlikes made elsewhere
+// come from the live stream.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 
-import type { LikedTrack } from "../gen/audiohm/library/v1/library_pb.ts";
+import type { LikedTrack, TrackPlayCount } from "../gen/audiohm/library/v1/library_pb.ts";
 import { byId, el, show } from "../dom.ts";
 import { count } from "../format.ts";
 import { notice } from "../notice.ts";
@@ -14,21 +15,51 @@ const PAGE_SIZE = 20;
 export class LikesView {
   private nextPageToken = "";
   private total = 0n;
+  /** Counts reloads, so that a page from an older one is dropped. */
+  private generation = 0;
   private readonly list = byId<HTMLUListElement>("likes");
   private readonly more = byId<HTMLButtonElement>("likes-more");
 
   constructor(private readonly session: Session) {
     session.onLikeChange((trackId, liked) => {
       // A like from elsewhere on the page lands on the first page (newest first).
-      if (liked) void this.reload();
-      else this.removeRow(trackId);
+      if (liked && !this.rowOf(trackId)) void this.reload();
+      if (!liked) this.removeRow(trackId);
     });
   }
 
   async reload() {
+    this.generation += 1;
     this.nextPageToken = "";
     this.list.replaceChildren();
     await this.loadPage();
+  }
+
+  /** A like or new notes from elsewhere: the notes change in place, unless the listener is
+   * editing them here. A track not shown yet comes with `Session.announce`'s reload. */
+  applyLiked(like: LikedTrack) {
+    const row = this.rowOf(like.trackId);
+    const notes = row?.querySelector<HTMLInputElement>("input[data-notes]");
+    if (!row || !notes || notes.dataset.saved === like.notes) return;
+    const editing = notes.value !== notes.dataset.saved;
+    notes.dataset.saved = like.notes;
+    if (!editing) notes.value = like.notes;
+    // The save button compares with what the service now has.
+    notes.dispatchEvent(new Event("input"));
+  }
+
+  /** The tracks shown. */
+  tracks(): string[] {
+    return [...this.list.querySelectorAll<HTMLLIElement>("li[data-track]")].map((row) => row.dataset.track ?? "");
+  }
+
+  /** Fills the play-count badges of `trackIds` from a GetTrackPlayCounts answer. */
+  showCounts(trackIds: string[], counts: TrackPlayCount[] | undefined) {
+    paintPlayCounts(this.list, trackIds, counts);
+  }
+
+  private rowOf(trackId: string): HTMLLIElement | null {
+    return this.list.querySelector(`li[data-track="${CSS.escape(trackId)}"]`);
   }
 
   async loadMore() {
@@ -36,18 +67,22 @@ export class LikesView {
   }
 
   private async loadPage() {
+    const generation = this.generation;
     this.more.disabled = true;
     try {
       const page = await this.session.client.listLikedTracks(
         { pageSize: PAGE_SIZE, pageToken: this.nextPageToken },
         { signal: this.session.signal },
       );
+      if (generation !== this.generation) return;
       this.total = page.totalSize;
       this.nextPageToken = page.nextPageToken;
       for (const like of page.likedTracks) this.session.liked.set(like.trackId, true);
-      this.list.append(...page.likedTracks.map((like) => this.row(like)));
+      // A track liked meanwhile may already be shown.
+      const fresh = page.likedTracks.filter((like) => !this.rowOf(like.trackId));
+      this.list.append(...fresh.map((like) => this.row(like)));
       this.renderFooter();
-      const trackIds = page.likedTracks.map((like) => like.trackId);
+      const trackIds = fresh.map((like) => like.trackId);
       if (trackIds.length > 0) paintPlayCounts(this.list, trackIds, await fetchPlayCounts(this.session, trackIds));
     } catch (error) {
       this.session.report(error);
@@ -84,7 +119,7 @@ export class LikesView {
   }
 
   private removeRow(trackId: string) {
-    const row = this.list.querySelector(`li[data-track="${CSS.escape(trackId)}"]`);
+    const row = this.rowOf(trackId);
     if (!row) return;
     row.remove();
     this.total = this.total > 0n ? this.total - 1n : 0n;
@@ -99,8 +134,11 @@ export class LikesView {
       "aria-label": `Notes for ${like.trackId}`,
       maxlength: "1000",
       placeholder: "Add a note",
+      "data-notes": "",
     });
     notes.value = like.notes;
+    // What the service has, to tell an edit in progress from notes changed elsewhere.
+    notes.dataset.saved = like.notes;
     const save = el("button", {
       type: "submit",
       class: "rounded-lg border border-slate-700 px-3 py-1.5 text-sm hover:bg-slate-800 disabled:opacity-40",
@@ -108,7 +146,7 @@ export class LikesView {
     });
     save.disabled = true;
     notes.addEventListener("input", () => {
-      save.disabled = notes.value === like.notes;
+      save.disabled = notes.value === notes.dataset.saved;
     });
     const form = el("form", { class: "flex w-full gap-2 sm:w-auto sm:min-w-64 sm:flex-1" }, notes, save);
     form.addEventListener("submit", async (event) => {
@@ -119,7 +157,7 @@ export class LikesView {
           { trackId: like.trackId, notes: notes.value },
           { signal: this.session.signal },
         );
-        like.notes = updated.notes;
+        notes.dataset.saved = updated.notes;
         notice("info", "Notes saved.");
       } catch (error) {
         this.session.report(error);
