@@ -550,6 +550,16 @@ async fn sigterm_ends_open_streams_and_loses_no_acknowledged_write() {
         .expect("listing")
         .into_inner();
     stream.next().await.expect("a first entry").expect("entry");
+    // A live watch too: it never ends on its own, so the drain must end it.
+    let mut watch = client
+        .watch_library(with_token(
+            pb::WatchLibraryRequest::default(),
+            &session_token(Uuid::new_v4()),
+        ))
+        .await
+        .expect("watching")
+        .into_inner();
+    watch.next().await.expect("watching").expect("watching");
 
     let writers: Vec<_> = (0..4)
         .map(|w| {
@@ -596,6 +606,17 @@ async fn sigterm_ends_open_streams_and_loses_no_acknowledged_write() {
         listed < 50_000,
         "the listing was cut short ({listed} plays)"
     );
+    let watch_end = loop {
+        match tokio::time::timeout(Duration::from_secs(30), watch.next())
+            .await
+            .expect("the watch ends within the grace period")
+        {
+            Some(Ok(_)) => continue,
+            Some(Err(status)) => break status,
+            None => panic!("the watch ended as if complete"),
+        }
+    };
+    assert_eq!(watch_end.code(), Code::Unavailable, "{watch_end:?}");
 
     let mut written = Vec::new();
     for writer in writers {

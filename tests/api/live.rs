@@ -457,3 +457,19 @@ async fn a_play_recorded_through_one_replica_reaches_a_watcher_on_another() {
     assert_eq!(name(&next_change(&mut on_b).await), "watching");
     assert_eq!(name(&next_change(&mut on_b).await), format!("recorded {u}"));
 }
+
+/// Proxies close streams idle for 30 s or more: an idle watch gets a heartbeat within 15 s,
+/// carrying the position it has reached. (SQLite only: the heartbeat does not depend on it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_watch_gets_a_heartbeat_within_15_seconds() {
+    let app = TestApp::sqlite().await;
+    let mut stream = watch(&app, "").await.expect("watching");
+    let watching = stream.next().await.expect("a message").expect("watching");
+    let beat = tokio::time::timeout(Duration::from_secs(16), stream.next())
+        .await
+        .expect("a message within 16 s")
+        .expect("the stream goes on")
+        .expect("a heartbeat");
+    assert_eq!(name(&beat), "heartbeat");
+    assert_eq!(beat.cursor, watching.cursor, "nothing happened in between");
+}
