@@ -10,6 +10,8 @@ const MAX_ID_CHARS: usize = 64;
 const GRACE_SECONDS: i64 = 30;
 /// How long a playback of unknown duration stays after its last report.
 const UNKNOWN_DURATION_SECONDS: i64 = 600;
+/// A reported position this far from the extrapolated one is a seek, worth announcing.
+const SEEK_SECONDS: u32 = 2;
 
 /// 1 to 64 printable ASCII characters: what a player can put in a URL or a log line as is.
 fn printable_id(s: &str) -> Result<String, String> {
@@ -222,6 +224,8 @@ impl Playback {
 pub struct PlaybackChange {
     pub finished: Vec<NewPlay>,
     pub next: Option<Playback>,
+    /// Whether watchers are told (see `of`).
+    pub news: bool,
 }
 
 impl PlaybackChange {
@@ -240,7 +244,8 @@ impl PlaybackChange {
         if let Some(c) = current
             && same.is_none()
         {
-            finished.push(c.finished_play(c.position_at(now), rule));
+            // A playback that expired unreported played at most until it expired.
+            finished.push(c.finished_play(c.position_at(now.min(c.expires_at())), rule));
         }
         let started_at = same.map_or_else(
             || now.saturating_add_seconds(-i64::from(report.position_seconds)),
@@ -263,11 +268,21 @@ impl PlaybackChange {
             return Self {
                 finished,
                 next: None,
+                news: true,
             };
         }
+        // Watchers extrapolate a playing position themselves: a report that only confirms it
+        // (same playback and state, within a couple of seconds of where it should be) is
+        // stored, not announced. A seek, a pause or a new track is.
+        let news = same.is_none_or(|c| {
+            c.state != playback.state
+                || c.track_id != playback.track_id
+                || c.position_at(now).abs_diff(playback.position_seconds) > SEEK_SECONDS
+        });
         Self {
             finished,
             next: Some(playback),
+            news,
         }
     }
 }
@@ -405,6 +420,53 @@ mod tests {
         assert_eq!(change.finished[0].played_at, at(0));
         assert!(change.finished[0].completed);
         assert!(change.finished[0].counted);
+    }
+
+    #[test]
+    fn a_report_that_only_confirms_the_position_is_not_news_but_a_seek_or_pause_is() {
+        let user = UserId::parse("0190a000-0000-7000-8000-0000000000aa").unwrap();
+        let rule = CountingRule::default();
+        let first = PlaybackChange::of(
+            user,
+            report("p1", PlaybackState::Playing, 0),
+            None,
+            at(0),
+            &rule,
+        );
+        assert!(first.news);
+        let first = first.next.unwrap();
+        let confirm = |state, position| {
+            PlaybackChange::of(
+                user,
+                report("p1", state, position),
+                Some(&first),
+                at(30),
+                &rule,
+            )
+            .news
+        };
+        assert!(!confirm(PlaybackState::Playing, 31));
+        assert!(confirm(PlaybackState::Playing, 90), "a seek");
+        assert!(confirm(PlaybackState::Paused, 30), "a pause");
+    }
+
+    #[test]
+    fn a_playback_that_expired_unreported_is_recorded_as_played_until_it_expired() {
+        let user = UserId::parse("0190a000-0000-7000-8000-0000000000aa").unwrap();
+        let rule = CountingRule::default();
+        let mut unknown = report("p1", PlaybackState::Playing, 0);
+        unknown.track_duration_seconds = None;
+        let first = PlaybackChange::of(user, unknown, None, at(0), &rule)
+            .next
+            .unwrap();
+        let later = PlaybackChange::of(
+            user,
+            report("p2", PlaybackState::Playing, 0),
+            Some(&first),
+            at(5 * 3600),
+            &rule,
+        );
+        assert_eq!(later.finished[0].played_for_seconds, 600);
     }
 
     #[test]

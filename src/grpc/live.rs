@@ -94,10 +94,8 @@ pub(super) async fn report_playback<S: Store>(
     } else {
         api.store.record_plays(user, change.finished).await?
     };
-    // A report that only moves the position of a playing track tells the watchers nothing
-    // they cannot extrapolate; it still refreshes the stored position and expiry.
     api.store
-        .set_playback(user, &device, change.next.as_ref())
+        .set_playback(user, &device, change.next.as_ref(), change.news)
         .await?;
     // The report's own playback is the last one recorded (STOPPED); otherwise it is the one
     // the new playback ended.

@@ -108,12 +108,14 @@ pub trait LiveStore {
         device: &DeviceId,
     ) -> impl Future<Output = StoreResult<Option<Playback>>> + Send;
 
-    /// Replaces the device's playback (`None`: it ended), and tells the listener's watchers.
+    /// Replaces the device's playback (`None`: it ended), and with `announce` tells the
+    /// listener's watchers.
     fn set_playback(
         &self,
         user: UserId,
         device: &DeviceId,
         next: Option<&Playback>,
+        announce: bool,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// The playbacks of these listeners that have not expired at `now`, by listener and device.

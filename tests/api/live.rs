@@ -219,6 +219,24 @@ async fn reported_playbacks_show_in_now_playing_and_end_as_plays_recorded_once(a
         name(&next_change(&mut stream).await),
         "now playing phone p1"
     );
+    // Confirming the position is stored, not announced (watchers extrapolate it); a pause is.
+    for (state, position) in [
+        (pb::PlaybackState::Playing, 40),
+        (pb::PlaybackState::Paused, 41),
+    ] {
+        client
+            .report_playback(app.req(report("phone", "p1", &a, state, position)))
+            .await
+            .expect("reported");
+    }
+    match next_change(&mut stream).await.event {
+        Some(Event::NowPlayingChanged(n)) => {
+            let playback = n.playback.expect("still playing");
+            assert_eq!(playback.state, pb::PlaybackState::Paused as i32);
+            assert_eq!(playback.position_seconds, 41);
+        }
+        other => panic!("expected the pause, got {other:?}"),
+    }
 
     // Another playback on the phone ends the first one, which is recorded.
     let next = client
@@ -228,7 +246,7 @@ async fn reported_playbacks_show_in_now_playing_and_end_as_plays_recorded_once(a
         .into_inner();
     let first = next.recorded_play.expect("the first playback was recorded");
     assert_eq!(first.track_id, a);
-    assert!((40..=45).contains(&first.played_for_seconds), "{first:?}");
+    assert_eq!(first.played_for_seconds, 41, "paused at 41 s");
     assert_eq!(first.source, "album");
     assert!(!next.duplicate);
     assert_eq!(

@@ -102,6 +102,7 @@ impl LiveStore for PgStore {
         user: UserId,
         device: &DeviceId,
         next: Option<&Playback>,
+        announce: bool,
     ) -> StoreResult<()> {
         let mut tx = super::begin(&self.pool, None).await?;
         match next {
@@ -140,9 +141,13 @@ impl LiveStore for PgStore {
                     .await?;
             }
         }
-        append(&mut tx, user, Entry::now_playing(device, next)).await?;
+        if announce {
+            append(&mut tx, user, Entry::now_playing(device, next)).await?;
+        }
         tx.commit().await?;
-        self.feed.published([user]);
+        if announce {
+            self.feed.published([user]);
+        }
         Ok(())
     }
 

@@ -106,6 +106,7 @@ impl LiveStore for SqliteStore {
         user: UserId,
         device: &DeviceId,
         next: Option<&Playback>,
+        announce: bool,
     ) -> StoreResult<()> {
         let now = Timestamp::now();
         let mut tx = self.write().await?;
@@ -145,9 +146,13 @@ impl LiveStore for SqliteStore {
                     .await?;
             }
         }
-        append(&mut tx, user, Entry::now_playing(device, next), now).await?;
+        if announce {
+            append(&mut tx, user, Entry::now_playing(device, next), now).await?;
+        }
         tx.commit().await?;
-        self.feed.published([user]);
+        if announce {
+            self.feed.published([user]);
+        }
         Ok(())
     }
 
