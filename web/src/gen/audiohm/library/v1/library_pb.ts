@@ -2927,7 +2927,10 @@ export const LibraryService: GenService<{
    * playback ends, by STOPPED or by a report of another `playback_id` on the
    * same device, it is recorded as a play exactly once, with the
    * `playback_id` as its `request_id`: a player needs no other call. Reports
-   * count as writes for the rate limits.
+   * count as writes for the rate limits. WatchLibrary announces a new
+   * playback, a change of state, a seek and an end; a report that only
+   * confirms where a playing track should be is kept but not announced
+   * (watchers advance the position themselves).
    *
    * @generated from rpc audiohm.library.v1.LibraryService.ReportPlayback
    */
