@@ -182,10 +182,9 @@ impl Rpc {
     /// calls without a token and which are never rate limited.
     pub fn class(self) -> Option<CallClass> {
         match self {
-            Self::ListHistory
-            | Self::ImportHistory
-            | Self::WatchLibrary
-            | Self::ExportLibrary => Some(CallClass::Stream),
+            Self::ListHistory | Self::ImportHistory | Self::WatchLibrary | Self::ExportLibrary => {
+                Some(CallClass::Stream)
+            }
             Self::RecordPlay
             | Self::RecordPlays
             | Self::DeletePlay
