@@ -4,8 +4,7 @@ use anyhow::{Context, bail};
 use library_service::{
     auth::{self, Authenticator, MintRequest},
     config::{Cli, Command, CommonArgs, ExportArgs, ImportArgs, PurgeArgs, ServeArgs, TokenArgs},
-    domain::Timestamp,
-    domain::UserId,
+    domain::{Timestamp, UserId},
     export,
     server::{Application, Settings},
     store::{AdminStore, Database},

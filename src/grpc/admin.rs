@@ -1,6 +1,6 @@
-//! `LibraryAdminService`: platform-wide figures, retention, erasure and export. Every handler takes an
-//! [`Admin`] caller, so every call needs the `library:admin` scope; erasures and purges are
-//! logged with the caller, for the audit trail.
+//! `LibraryAdminService`: platform-wide figures, retention, erasure and export. Every handler
+//! takes an [`Admin`] caller, so every call needs the `library:admin` scope; erasures, purges
+//! and exports are logged with the caller, for the audit trail.
 use std::sync::Arc;
 
 use tonic::Request;
