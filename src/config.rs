@@ -87,6 +87,13 @@ pub enum Command {
     Purge(PurgeArgs),
     /// Mint a token signed with the HS256 secret (the development secret when none is configured).
     Token(TokenArgs),
+    /// Write one listener's whole library (every play and like) to stdout as NDJSON, read from
+    /// the database directly (a subject-access request; the format is docs/EXPORT.md).
+    Export(ExportArgs),
+    /// Read an export file back into the library its header names. The whole file is checked
+    /// first and refused, with nothing written, unless complete; importing it again stores
+    /// nothing twice.
+    Import(ImportArgs),
 }
 
 #[derive(Args, Clone)]
@@ -242,8 +249,8 @@ pub struct LimitArgs {
     #[arg(long, env = "LIBRARY_RATE_WRITES_PER_MINUTE", default_value_t = 600,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_writes_per_minute: u32,
-    /// Streams (ListHistory, ImportHistory) started per minute per caller. (The old service's
-    /// guide: 60 history listings a minute.)
+    /// Streams (ListHistory, ImportHistory, ExportLibrary) started per minute per caller. (The
+    /// old service's guide: 60 history listings a minute.)
     #[arg(long, env = "LIBRARY_RATE_STREAMS_PER_MINUTE", default_value_t = 60,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_streams_per_minute: u32,
@@ -326,6 +333,20 @@ pub struct PurgeArgs {
     /// Only count what would be deleted.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct ExportArgs {
+    /// The listener to export (a UUID).
+    #[arg(long, env = "LIBRARY_EXPORT_USER")]
+    pub user: String,
+}
+
+#[derive(Args, Clone)]
+pub struct ImportArgs {
+    /// The export file (NDJSON, as `export` writes it).
+    #[arg(env = "LIBRARY_IMPORT_FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Args, Clone)]

@@ -3,6 +3,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod grpc;
 pub mod server;
 pub mod store;

@@ -3,8 +3,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use library_service::{
     auth::{self, Authenticator, MintRequest},
-    config::{Cli, Command, CommonArgs, PurgeArgs, ServeArgs, TokenArgs},
-    domain::Timestamp,
+    config::{Cli, Command, CommonArgs, ExportArgs, ImportArgs, PurgeArgs, ServeArgs, TokenArgs},
+    domain::{Timestamp, UserId},
+    export,
     server::{Application, Settings},
     store::{AdminStore, Database},
     telemetry, with_store,
@@ -20,6 +21,8 @@ async fn main() -> ExitCode {
         Command::Migrate { undo } => migrate(&common, undo).await,
         Command::Purge(args) => purge(&common, &args).await,
         Command::Token(args) => token(&common, &args),
+        Command::Export(args) => export(&common, &args).await,
+        Command::Import(args) => import(&common, &args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -137,5 +140,37 @@ fn token(common: &CommonArgs, args: &TokenArgs) -> anyhow::Result<()> {
     };
     println!("{}", auth::mint_hs256(&secret, &request)?);
     eprintln!("token for subject {subject}, valid {} s", args.ttl);
+    Ok(())
+}
+
+/// A subject-access export to stdout, straight from the database, page by page.
+async fn export(common: &CommonArgs, args: &ExportArgs) -> anyhow::Result<()> {
+    let user = UserId::parse(&args.user)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("--user {:?}", args.user))?;
+    let database = Database::connect(&common.database_url(), 2).await?;
+    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, tokio::io::stdout());
+    let counts = with_store!(database, store => export::file::write(store, user, &mut out).await)
+        .context("writing the export to stdout")?;
+    eprintln!(
+        "exported {} plays and {} likes of {user}",
+        counts.play_count, counts.like_count
+    );
+    Ok(())
+}
+
+/// An export file back into its listener's library: checked whole, then stored idempotently.
+async fn import(common: &CommonArgs, args: &ImportArgs) -> anyhow::Result<()> {
+    let database = Database::connect(&common.database_url(), 4).await?;
+    let (file, done) =
+        with_store!(database, store => export::import::import(&store, &args.file).await?);
+    eprintln!(
+        "imported {} plays ({} already there) and restored {} likes ({} already there) of {}",
+        done.plays_imported,
+        done.plays_duplicate,
+        done.likes_restored,
+        done.likes_present,
+        file.user
+    );
     Ok(())
 }

@@ -1,12 +1,15 @@
-//! The binary as a newcomer and an operator use it: `token`, `migrate`, `migrate --undo`, and
-//! `serve` with a development token, stopped by SIGTERM.
+//! The binary as a newcomer and an operator use it: `token`, `migrate`, `migrate --undo`,
+//! `serve` with a development token, stopped by SIGTERM, and `export` / `import` of a library.
 #[path = "support/mod.rs"]
 mod support;
 
-use library_service::pb::{self, library_service_client::LibraryServiceClient};
+use library_service::pb::{
+    self, library_admin_service_client::LibraryAdminServiceClient,
+    library_service_client::LibraryServiceClient,
+};
 use support::{
-    app::with_token,
-    db,
+    app::{TestApp, service_token, with_token},
+    db, library,
     process::{Served, binary, run},
 };
 
@@ -260,4 +263,161 @@ fn serve_refuses_a_web_root_without_a_built_page() {
         stderr.contains("no index.html there") && stderr.contains("npm --prefix web run build"),
         "{stderr}"
     );
+}
+
+/// 1,500 plays over 2023 and 2024 (sources, durations, completions varied), two likes with
+/// notes, one of them changed later.
+async fn a_library(app: &TestApp) {
+    let tracks: Vec<String> = (0..7).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let mut client = app.client.clone();
+    let plays: Vec<pb::NewPlay> = (0..1500)
+        .map(|i| pb::NewPlay {
+            track_id: tracks[i % tracks.len()].clone(),
+            played_for_seconds: 20 + (i % 280) as u32,
+            completed: i % 3 == 0,
+            source: ["album", "radio", "playlist", ""][i % 4].into(),
+            played_at: Some(prost_types::Timestamp {
+                seconds: 1_672_531_200 + 41_000 * i as i64,
+                nanos: 1000 * (i as i32 % 7),
+            }),
+            request_id: String::new(),
+            track_duration_seconds: (i % 2 == 0).then_some(180),
+        })
+        .collect();
+    for batch in plays.chunks(1000) {
+        let done = client
+            .record_plays(app.req(pb::RecordPlaysRequest {
+                user_id: String::new(),
+                plays: batch.to_vec(),
+            }))
+            .await
+            .expect("recorded")
+            .into_inner();
+        assert_eq!(done.rejected_count, 0);
+    }
+    for (track, notes) in [(&tracks[1], "on repeat\nall week"), (&tracks[4], "")] {
+        client
+            .like_track(app.req(pb::LikeTrackRequest {
+                user_id: String::new(),
+                track_id: track.clone(),
+                notes: Some(notes.into()),
+            }))
+            .await
+            .expect("liked");
+    }
+    client
+        .update_liked_track(app.req(pb::UpdateLikedTrackRequest {
+            track_id: tracks[1].clone(),
+            notes: "still on repeat".into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("notes changed");
+}
+
+fn cli(url: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    binary()
+        .args(args)
+        .env("DATABASE_URL", url)
+        .output()
+        .expect("binary runs")
+}
+
+/// Export to a file, erase, refuse a truncated copy, import twice: the library reads the same.
+async fn export_erase_and_import_again(app: TestApp) {
+    a_library(&app).await;
+    let before = library::view(&app, app.user).await;
+    let url = app.database_url().to_string();
+    let user = app.user.to_string();
+
+    let exported = run(binary()
+        .args(["export", "--user", &user])
+        .env("DATABASE_URL", &url));
+    let stderr = String::from_utf8_lossy(&exported.stderr);
+    assert!(
+        stderr.contains(&format!("exported 1500 plays and 2 likes of {user}")),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("library.ndjson");
+    std::fs::write(&file, &exported.stdout).expect("file written");
+    let text = String::from_utf8(exported.stdout).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 1500 + 2 + 1);
+    assert!(
+        lines[0].contains(r#""format":"audiohm.library.export","version":1"#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1503].contains(r#""play_count":1500,"like_count":2"#),
+        "{}",
+        lines[1503]
+    );
+
+    let mut admin = LibraryAdminServiceClient::new(app.channel().await);
+    admin
+        .delete_user_data(with_token(
+            pb::DeleteUserDataRequest {
+                user_id: user.clone(),
+            },
+            &service_token("account-service", "library:admin"),
+        ))
+        .await
+        .expect("erased");
+    let erased = library::view(&app, app.user).await;
+    assert!(erased.history.is_empty() && erased.likes.is_empty());
+
+    // Cut in the middle of the plays, and just before the trailer: both refused, nothing written.
+    let cut_mid_line = &text[..text.len() / 2];
+    let no_trailer = lines[..1503].join("\n") + "\n";
+    for (name, truncated) in [
+        ("mid-line", cut_mid_line.to_string()),
+        ("no trailer", no_trailer),
+    ] {
+        let path = dir.path().join("truncated.ndjson");
+        std::fs::write(&path, truncated).expect("file written");
+        let refused = cli(&url, &["import".as_ref(), path.as_os_str()]);
+        assert!(
+            !refused.status.success(),
+            "{name}: a truncated file was imported"
+        );
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("nothing was imported"), "{name}: {stderr}");
+        assert_eq!(
+            library::view(&app, app.user).await,
+            erased,
+            "{name}: nothing written"
+        );
+    }
+
+    for (run, expected) in [
+        (
+            1,
+            "imported 1500 plays (0 already there) and restored 2 likes (0 already there)",
+        ),
+        (
+            2,
+            "imported 0 plays (1500 already there) and restored 0 likes (2 already there)",
+        ),
+    ] {
+        let imported = cli(&url, &["import".as_ref(), file.as_os_str()]);
+        let stderr = String::from_utf8_lossy(&imported.stderr);
+        assert!(imported.status.success(), "import {run}: {stderr}");
+        assert!(stderr.contains(expected), "import {run}: {stderr}");
+        assert_eq!(library::view(&app, app.user).await, before, "import {run}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_library_exported_to_a_file_erased_and_imported_twice_reads_the_same_on_sqlite() {
+    export_erase_and_import_again(TestApp::spawn(db::sqlite()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_library_exported_to_a_file_erased_and_imported_twice_reads_the_same_on_postgres() {
+    let Some(test_db) = db::postgres().await else {
+        return;
+    };
+    export_erase_and_import_again(TestApp::spawn(test_db).await).await;
 }

@@ -1,14 +1,15 @@
 //! Store-level behaviour the API does not expose yet: retention across every listener (the admin
-//! service's PurgeHistory builds on it). Run on SQLite always and on PostgreSQL when
+//! service's PurgeHistory builds on it), and likes restored from an export. Run on SQLite always and on PostgreSQL when
 //! LIBRARY_TEST_POSTGRES_URL is set.
 #[path = "support/mod.rs"]
 mod support;
 
 use library_service::{
     domain::{
-        CountingRule, HistoryQuery, NewPlay, NewPlayInput, TimeRange, Timestamp, UserId,
-        rank_tracks,
+        CountingRule, HistoryQuery, LikedTrack, NewPlay, NewPlayInput, Notes, TimeRange, Timestamp,
+        TrackId, UserId, rank_tracks,
     },
+    export::{Export, Part},
     store::{PgStore, SqliteStore, Store},
 };
 use support::db;
@@ -181,6 +182,85 @@ async fn idempotency_keys_are_forgotten_past_retention_and_a_day(store: impl Sto
     );
     assert!(!record("old-play", old).await.duplicate, "forgotten");
     assert!(record("new-play", now).await.duplicate, "kept");
+}
+
+/// 2,500 likes restored with their own times and notes, beside one the listener already has.
+async fn restored_likes_keep_their_times_and_notes_and_an_export_pages_through_them(
+    store: impl Store,
+) {
+    let user = UserId::from_uuid(uuid::Uuid::new_v4());
+    let base = time("2022-06-01T00:00:00Z");
+    let likes: Vec<LikedTrack> = (0..2500)
+        .map(|i| LikedTrack {
+            user_id: user,
+            track_id: TrackId::from_uuid(uuid::Uuid::new_v4()),
+            notes: format!("note {i}"),
+            liked_at: base.saturating_add_seconds(60 * (i / 2)),
+            updated_at: base.saturating_add_seconds(60 * i + 7),
+        })
+        .collect();
+    let kept = store
+        .like_track(
+            user,
+            likes[10].track_id,
+            Some(Notes::parse("mine").expect("notes")),
+            time("2026-01-01T00:00:00Z"),
+        )
+        .await
+        .expect("liked");
+    assert_eq!(
+        store.restore_likes(user, &likes).await.expect("restored"),
+        2499
+    );
+    assert_eq!(
+        store.restore_likes(user, &likes).await.expect("again"),
+        0,
+        "restoring again adds nothing"
+    );
+
+    let mut export = Export::new(store.clone(), user, Timestamp::now());
+    let (mut exported, mut pages) = (Vec::new(), 0);
+    while let Some(part) = export.next().await.expect("export reads") {
+        match part {
+            Part::Likes(page) => {
+                pages += 1;
+                exported.extend(page);
+            }
+            Part::Plays(_) => panic!("no plays"),
+            Part::Trailer { plays, likes } => assert_eq!((plays, likes), (0, 2500)),
+            Part::Header { .. } => {}
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut expected = likes.clone();
+    expected[10] = kept.liked;
+    expected.sort_by_key(|l| std::cmp::Reverse((l.liked_at, l.track_id)));
+    assert_eq!(
+        exported, expected,
+        "every like as restored, most recent first"
+    );
+}
+
+#[tokio::test]
+async fn restored_likes_keep_their_times_and_notes_and_an_export_pages_through_them_on_sqlite() {
+    let test_db = db::sqlite();
+    let store = SqliteStore::connect(test_db.url(), 4)
+        .await
+        .expect("sqlite opens");
+    store.migrate().await.expect("migrations");
+    restored_likes_keep_their_times_and_notes_and_an_export_pages_through_them(store).await;
+}
+
+#[tokio::test]
+async fn restored_likes_keep_their_times_and_notes_and_an_export_pages_through_them_on_postgres() {
+    let Some(test_db) = db::postgres().await else {
+        return;
+    };
+    let store = PgStore::connect(test_db.url(), 4)
+        .await
+        .expect("postgres connects");
+    store.migrate().await.expect("migrations");
+    restored_likes_keep_their_times_and_notes_and_an_export_pages_through_them(store).await;
 }
 
 #[tokio::test]

@@ -1,11 +1,16 @@
-//! `LibraryAdminService`: platform-wide figures, retention and erasure. Every handler takes an
-//! [`Admin`] caller, so every call needs the `library:admin` scope; erasures and purges are
-//! logged with the caller, for the audit trail.
+//! `LibraryAdminService`: platform-wide figures, retention, erasure and export. Every handler
+//! takes an [`Admin`] caller, so every call needs the `library:admin` scope; erasures, purges
+//! and exports are logged with the caller, for the audit trail.
+use std::sync::Arc;
+
 use tonic::Request;
 
 use super::{
     convert::{check_range, optional_timestamp},
+    drain::{Drain, DrainingStream},
+    export,
     handler::{Admin, Reply, handle},
+    limits::Limits,
 };
 use crate::{
     domain::{
@@ -19,12 +24,20 @@ use crate::{
 
 #[derive(Clone)]
 pub struct AdminApi<S> {
-    store: S,
+    pub(super) store: S,
+    /// Ends an open export when the server shuts down.
+    pub(super) drain: Drain,
+    /// Caps how many streams (exports) are open.
+    pub(super) limits: Arc<Limits>,
 }
 
 impl<S: Store> AdminApi<S> {
-    pub fn new(store: S) -> Self {
-        Self { store }
+    pub fn new(store: S, drain: Drain, limits: Arc<Limits>) -> Self {
+        Self {
+            store,
+            drain,
+            limits,
+        }
     }
 }
 
@@ -72,13 +85,13 @@ impl<S: Store> LibraryAdminService for AdminApi<S> {
         handle(self, request, erase_track).await
     }
 
-    type ExportUserDataStream = super::drain::DrainingStream<pb::ExportChunk>;
+    type ExportUserDataStream = DrainingStream<pb::ExportChunk>;
 
     async fn export_user_data(
         &self,
-        _request: Request<pb::ExportUserDataRequest>,
+        request: Request<pb::ExportUserDataRequest>,
     ) -> Reply<Self::ExportUserDataStream> {
-        Err(tonic::Status::unimplemented("ExportUserData"))
+        handle(self, request, export::export_user_data).await
     }
 }
 

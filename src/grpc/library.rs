@@ -6,6 +6,7 @@ use tonic::{Request, Streaming};
 
 use super::{
     drain::{Drain, DrainingStream},
+    export,
     handler::{Reply, handle},
     import, likes,
     limits::Limits,
@@ -163,8 +164,8 @@ impl<S: Store> LibraryService for LibraryApi<S> {
 
     async fn export_library(
         &self,
-        _request: Request<pb::ExportLibraryRequest>,
+        request: Request<pb::ExportLibraryRequest>,
     ) -> Reply<Self::ExportLibraryStream> {
-        Err(tonic::Status::unimplemented("ExportLibrary"))
+        handle(self, request, export::export_library).await
     }
 }

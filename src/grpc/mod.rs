@@ -4,6 +4,7 @@ pub mod codec;
 mod context;
 mod convert;
 mod drain;
+mod export;
 mod gate;
 mod handler;
 mod import;

@@ -153,7 +153,7 @@ async fn serve<S: Store>(
     let interceptor = AuthInterceptor::new(settings.auth.clone(), limits.clone(), gate);
     let max_message = serve.limits.max_message_bytes;
     let admin = InterceptedService::new(
-        LibraryAdminServiceServer::new(AdminApi::new(store.clone()))
+        LibraryAdminServiceServer::new(AdminApi::new(store.clone(), drain.clone(), limits.clone()))
             .max_decoding_message_size(max_message),
         interceptor.clone(),
     );

@@ -252,6 +252,16 @@ pub trait LikeStore {
         user: UserId,
         tracks: &[TrackId],
     ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
+
+    /// Puts back likes as an export recorded them (their `liked_at`, `updated_at` and notes),
+    /// in one transaction; each like's `user_id` is ignored for `user`. A track the listener
+    /// already likes is left as it is, so restoring again writes nothing. Returns how many
+    /// likes were added.
+    fn restore_likes(
+        &self,
+        user: UserId,
+        likes: &[LikedTrack],
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
 /// One listener's statistics, each call read in one snapshot. Figures come from aggregates:

@@ -31,6 +31,7 @@ mod admin;
 mod aggregates;
 mod attacks;
 mod auth;
+mod export;
 mod figures;
 mod helpers;
 mod history;

@@ -122,6 +122,11 @@ impl TestApp {
         replica
     }
 
+    /// The database this server uses, for tests that also open it directly (the CLI, the store).
+    pub fn database_url(&self) -> &str {
+        self._db.url()
+    }
+
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
             .expect("uri")

@@ -2,4 +2,5 @@
 pub mod app;
 pub mod cluster;
 pub mod db;
+pub mod library;
 pub mod process;

@@ -65,16 +65,17 @@ pub struct Args {
     /// Plays of the one ImportHistory stream in `import`.
     #[arg(long, default_value_t = 1_000_000)]
     pub import_plays: usize,
-    /// Plays seeded for the `stream` and `stats` user.
+    /// Plays seeded for the `stream`, `stats` and `export` user.
     #[arg(long, default_value_t = 1_000_000)]
     pub stream_plays: usize,
-    /// Reuse this already seeded user for `stream` and `stats` instead of seeding a new one.
+    /// Reuse this already seeded user for `stream`, `stats` and `export` instead of seeding a
+    /// new one.
     #[arg(long)]
     pub stream_user: Option<Uuid>,
     /// RecordPlays calls in flight at once while seeding.
     #[arg(long, default_value_t = 2)]
     pub seed_concurrency: usize,
-    /// Full reads of the history in `stream`, for the service and the baseline each.
+    /// Full reads of the history in `stream` and `export`, for the service and the baseline each.
     #[arg(long, default_value_t = 3)]
     pub stream_runs: usize,
     /// Plays read per call when comparing a resumed listing with one from the top.
@@ -131,6 +132,7 @@ pub enum Scenario {
     Overload,
     Stream,
     Stats,
+    Export,
     CheckLiked,
     Ratelimit,
     Watch,

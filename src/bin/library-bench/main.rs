@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let mut report = report::Report::default();
-    // Seeded once and shared: `stream` and `stats` both read the same big history.
+    // Seeded once and shared: `stream`, `stats` and `export` read the same big history.
     let mut big_user = None;
     for scenario in ctx.args.scenario.clone() {
         match scenario {
@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
             Scenario::RecordBatch => scenario::record_batch::run(&ctx, &mut report).await,
             Scenario::Import => scenario::import::run(&ctx, &mut report).await,
             Scenario::Overload => scenario::overload::run(&ctx, &mut report).await,
-            Scenario::Stream | Scenario::Stats => {
+            Scenario::Stream | Scenario::Stats | Scenario::Export => {
                 let user = match big_user {
                     Some(user) => user,
                     None => {
@@ -62,10 +62,10 @@ async fn main() -> anyhow::Result<()> {
                         *big_user.insert(user)
                     }
                 };
-                if scenario == Scenario::Stream {
-                    scenario::stream::run(&ctx, user, &mut report).await
-                } else {
-                    scenario::stats::run(&ctx, user, &mut report).await
+                match scenario {
+                    Scenario::Stream => scenario::stream::run(&ctx, user, &mut report).await,
+                    Scenario::Export => scenario::export::run(&ctx, user, &mut report).await,
+                    _ => scenario::stats::run(&ctx, user, &mut report).await,
                 }
             }
             Scenario::CheckLiked => scenario::check_liked::run(&ctx, &mut report).await,

@@ -148,4 +148,23 @@ impl LikeStore for PgStore {
         .collect();
         Ok(tracks.iter().map(|t| liked.contains(t)).collect())
     }
+
+    async fn restore_likes(&self, user: UserId, likes: &[LikedTrack]) -> StoreResult<u64> {
+        // One statement over arrays: nothing else derives from `liked_tracks` (the most-liked
+        // figures and the liked count are read from it), so the rows are the whole write.
+        let done = sqlx::query(
+            "INSERT INTO liked_tracks (user_id, track_id, notes, liked_at, updated_at)
+             SELECT $1, t, n, l, u
+             FROM UNNEST($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS x(t, n, l, u)
+             ON CONFLICT (user_id, track_id) DO NOTHING",
+        )
+        .bind(user)
+        .bind(likes.iter().map(|l| l.track_id).collect::<Vec<_>>())
+        .bind(likes.iter().map(|l| l.notes.as_str()).collect::<Vec<_>>())
+        .bind(likes.iter().map(|l| l.liked_at).collect::<Vec<_>>())
+        .bind(likes.iter().map(|l| l.updated_at).collect::<Vec<_>>())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }

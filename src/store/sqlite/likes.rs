@@ -157,4 +157,28 @@ impl LikeStore for SqliteStore {
             .collect();
         Ok(tracks.iter().map(|t| liked.contains(t)).collect())
     }
+
+    async fn restore_likes(&self, user: UserId, likes: &[LikedTrack]) -> StoreResult<u64> {
+        // Nothing else derives from `liked_tracks` (the most-liked figures and the liked count
+        // are read from it), so the rows are the whole write.
+        let mut tx = self.write().await?;
+        let mut added = 0;
+        // 500 rows of 5 values stay far below SQLite's bound-parameter limit.
+        for chunk in likes.chunks(500) {
+            let mut sql = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO liked_tracks (user_id, track_id, notes, liked_at, updated_at) ",
+            );
+            sql.push_values(chunk, |mut row, like| {
+                row.push_bind(user)
+                    .push_bind(like.track_id)
+                    .push_bind(like.notes.as_str())
+                    .push_bind(like.liked_at)
+                    .push_bind(like.updated_at);
+            });
+            sql.push(" ON CONFLICT (user_id, track_id) DO NOTHING");
+            added += sql.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
 }

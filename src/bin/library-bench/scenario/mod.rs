@@ -1,5 +1,6 @@
 //! One module per scenario; each prints its line and records its targets.
 pub mod check_liked;
+pub mod export;
 pub mod import;
 pub mod overload;
 pub mod ratelimit;
