@@ -6,11 +6,11 @@ mod support;
 
 use library_service::{
     domain::{
-        CountingRule, HistoryQuery, LikedTrack, NewPlay, NewPlayInput, Notes, TimeRange, Timestamp,
-        TrackId, UserId, rank_tracks,
+        Change, CountingRule, HistoryQuery, LikedTrack, NewPlay, NewPlayInput, Notes, TimeRange,
+        Timestamp, TrackId, UserId, rank_tracks,
     },
     export::{Export, Part},
-    store::{PgStore, SqliteStore, Store},
+    store::{EventsFrom, LiveStore, PgStore, SqliteStore, Store},
 };
 use support::db;
 
@@ -208,10 +208,29 @@ async fn restored_likes_keep_their_times_and_notes_and_an_export_pages_through_t
         )
         .await
         .expect("liked");
+    let before = store.event_head(user).await.expect("head");
     assert_eq!(
         store.restore_likes(user, &likes).await.expect("restored"),
         2499
     );
+    // Watchers hear of each like added, as they would of a LikeTrack.
+    let mut told = 0;
+    let mut at = before;
+    loop {
+        let EventsFrom::Events(events) = store.events_from(user, at, 1000).await.expect("events")
+        else {
+            panic!("the events are kept");
+        };
+        let Some(last) = events.last() else { break };
+        at = last.next;
+        told += events
+            .iter()
+            .filter(
+                |e| matches!(&e.change, Change::TrackLiked(l) if l.track_id != likes[10].track_id),
+            )
+            .count();
+    }
+    assert_eq!(told, 2499);
     assert_eq!(
         store.restore_likes(user, &likes).await.expect("again"),
         0,

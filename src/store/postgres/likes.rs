@@ -151,20 +151,34 @@ impl LikeStore for PgStore {
 
     async fn restore_likes(&self, user: UserId, likes: &[LikedTrack]) -> StoreResult<u64> {
         // One statement over arrays: nothing else derives from `liked_tracks` (the most-liked
-        // figures and the liked count are read from it), so the rows are the whole write.
-        let done = sqlx::query(
+        // figures and the liked count are read from it), so the rows, and an event for each
+        // like added, are the whole write.
+        let mut tx = super::begin(&self.pool, None).await?;
+        let added: Vec<LikedTrack> = sqlx::query_as::<_, LikeRow>(concat!(
             "INSERT INTO liked_tracks (user_id, track_id, notes, liked_at, updated_at)
              SELECT $1, t, n, l, u
              FROM UNNEST($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS x(t, n, l, u)
-             ON CONFLICT (user_id, track_id) DO NOTHING",
-        )
+             ON CONFLICT (user_id, track_id) DO NOTHING
+             RETURNING ",
+            like_columns!()
+        ))
         .bind(user)
         .bind(likes.iter().map(|l| l.track_id).collect::<Vec<_>>())
         .bind(likes.iter().map(|l| l.notes.as_str()).collect::<Vec<_>>())
         .bind(likes.iter().map(|l| l.liked_at).collect::<Vec<_>>())
         .bind(likes.iter().map(|l| l.updated_at).collect::<Vec<_>>())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(LikedTrack::from)
+        .collect();
+        for like in &added {
+            append(&mut tx, user, Entry::track_liked(like)).await?;
+        }
+        tx.commit().await?;
+        if !added.is_empty() {
+            self.feed.published([user]);
+        }
+        Ok(added.len() as u64)
     }
 }

@@ -175,10 +175,28 @@ impl LikeStore for SqliteStore {
                     .push_bind(like.liked_at)
                     .push_bind(like.updated_at);
             });
-            sql.push(" ON CONFLICT (user_id, track_id) DO NOTHING");
-            added += sql.build().execute(&mut *tx).await?.rows_affected();
+            sql.push(concat!(
+                " ON CONFLICT (user_id, track_id) DO NOTHING RETURNING ",
+                like_columns!()
+            ));
+            let rows: Vec<LikeRow> = sql.build_query_as().fetch_all(&mut *tx).await?;
+            // Each like added is an event, as a LikeTrack would be.
+            let now = Timestamp::now();
+            for row in rows {
+                append(
+                    &mut tx,
+                    user,
+                    Entry::track_liked(&LikedTrack::from(row)),
+                    now,
+                )
+                .await?;
+                added += 1;
+            }
         }
         tx.commit().await?;
+        if added > 0 {
+            self.feed.published([user]);
+        }
         Ok(added)
     }
 }
