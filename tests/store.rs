@@ -10,7 +10,7 @@ use library_service::{
         Timestamp, TrackId, UserId, rank_tracks,
     },
     export::{Export, Part},
-    store::{EventsFrom, LiveStore, PgStore, SqliteStore, Store},
+    store::{EventsFrom, PgStore, SqliteStore, Store},
 };
 use support::db;
 
