@@ -1,6 +1,8 @@
 //! The event log and now playing on SQLite. The single writer orders every listener's events;
 //! watchers are woken in this process only (one process owns the file).
-use sqlx::SqliteConnection;
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::SqliteStore;
 use crate::{
@@ -34,6 +36,66 @@ pub(super) async fn append(
         .bind(entry.body)
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Rows per multi-row statement: 5 parameters each, well under SQLite's 32,766.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Appends a group commit's event rows in a few multi-row statements rather than two per row:
+/// each statement is a round trip to SQLite's worker thread, which costs more than the row.
+pub(super) async fn append_all(
+    conn: &mut SqliteConnection,
+    entries: Vec<(UserId, Entry)>,
+    now: Timestamp,
+) -> Result<(), sqlx::Error> {
+    let mut per_user: HashMap<UserId, i64> = HashMap::new();
+    for (user, _) in &entries {
+        *per_user.entry(*user).or_default() += 1;
+    }
+    let counts: Vec<(UserId, i64)> = per_user.into_iter().collect();
+    let mut next: HashMap<UserId, i64> = HashMap::with_capacity(counts.len());
+    for chunk in counts.chunks(ROWS_PER_STATEMENT) {
+        let mut sql =
+            QueryBuilder::<Sqlite>::new("INSERT INTO library_event_heads (user_id, seq) ");
+        sql.push_values(chunk, |mut row, (user, n)| {
+            row.push_bind(*user).push_bind(*n);
+        });
+        sql.push(
+            " ON CONFLICT (user_id) DO UPDATE SET seq = seq + excluded.seq RETURNING user_id, seq",
+        );
+        let heads: Vec<(UserId, i64)> = sql.build_query_as().fetch_all(&mut *conn).await?;
+        next.extend(heads);
+    }
+    // Each listener's rows take the numbers up to its new head, in order.
+    for (user, n) in &counts {
+        if let Some(head) = next.get_mut(user) {
+            *head -= n - 1;
+        }
+    }
+    let mut rows = Vec::with_capacity(entries.len());
+    for (user, entry) in entries {
+        let seq = next.get_mut(&user).map(|s| {
+            *s += 1;
+            *s - 1
+        });
+        if let Some(seq) = seq {
+            rows.push((user, seq, entry));
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO library_events (user_id, seq, at, kind, body) ",
+        );
+        sql.push_values(chunk, |mut row, (user, seq, entry)| {
+            row.push_bind(*user)
+                .push_bind(*seq)
+                .push_bind(now)
+                .push_bind(entry.kind)
+                .push_bind(entry.body.as_str());
+        });
+        sql.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -3,7 +3,10 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::{SqliteStore, live::append};
+use super::{
+    SqliteStore,
+    live::{append, append_all},
+};
 use crate::{
     domain::{
         ClearScope, HistoryOrder, HistoryQuery, NewPlay, Period, Play, PlayId, PlayPosition,
@@ -87,7 +90,7 @@ impl GroupWrite for SqliteWriter {
             claim(&mut tx, chunk, now).await?;
         }
         mark_stale(&mut tx, fresh.iter().map(|(play, _)| play), now).await?;
-        let mut changed = Vec::new();
+        let mut entries = Vec::new();
         for (job, results) in jobs.iter().zip(&results) {
             let stored: Vec<Play> = results
                 .iter()
@@ -102,9 +105,10 @@ impl GroupWrite for SqliteWriter {
             } else {
                 Entry::plays_recorded(&stored)
             };
-            append(&mut tx, job.user, entry, now).await?;
-            changed.push(job.user);
+            entries.push((job.user, entry));
         }
+        let changed: Vec<UserId> = entries.iter().map(|(user, _)| *user).collect();
+        append_all(&mut tx, entries, now).await?;
         tx.commit().await?;
         self.feed.published(changed);
         Ok(results)
