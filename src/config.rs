@@ -67,7 +67,7 @@ impl Cli {
             }
         }
         let cli = Self::from_arg_matches(&matches)?;
-        let run = cli.command.unwrap_or(Command::Serve(cli.serve));
+        let run = cli.command.unwrap_or(Command::Serve(Box::new(cli.serve)));
         Ok((cli.common, run))
     }
 }
@@ -75,7 +75,8 @@ impl Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the gRPC server (the default).
-    Serve(ServeArgs),
+    // Boxed: the serve flags outweigh every other subcommand's many times over.
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations, or roll the last one back.
     Migrate {
         /// Roll back the most recently applied migration instead.
@@ -275,6 +276,19 @@ pub struct LimitArgs {
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "LIBRARY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
+    /// Redis (`redis://[:PASSWORD@]HOST:PORT[/DB]`) that keeps the per-caller quotas for every
+    /// replica sharing it, so that a caller gets one quota, not one per replica. While it is
+    /// unreachable each replica limits on its own. Default: each replica on its own.
+    #[arg(long, env = "LIBRARY_RATE_LIMIT_REDIS_URL", hide_env_values = true)]
+    pub rate_limit_redis_url: Option<Secret>,
+    /// Prefix of this service's keys in that Redis (deployments sharing one Redis choose
+    /// different ones).
+    #[arg(
+        long,
+        env = "LIBRARY_RATE_LIMIT_REDIS_PREFIX",
+        default_value = "audiohm:library"
+    )]
+    pub rate_limit_redis_prefix: String,
 }
 
 impl Default for LimitArgs {
@@ -399,7 +413,7 @@ mod tests {
 
     fn serve_args(args: &[&str]) -> ServeArgs {
         match parse(args) {
-            Ok((_, Command::Serve(serve))) => serve,
+            Ok((_, Command::Serve(serve))) => *serve,
             Ok(_) => panic!("{args:?} is not serve"),
             Err(e) => panic!("{args:?}: {e}"),
         }

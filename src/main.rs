@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
     let (common, command) = Cli::parse_command();
     telemetry::init(common.log_format);
     let result = match command {
-        Command::Serve(args) => serve(&common, args).await,
+        Command::Serve(args) => serve(&common, *args).await,
         Command::Migrate { undo } => migrate(&common, undo).await,
         Command::Purge(args) => purge(&common, &args).await,
         Command::Token(args) => token(&common, &args),

@@ -1,27 +1,22 @@
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use tonic::{Request, Status, metadata::MetadataMap, service::Interceptor};
 
-use super::{context::CallContext, gate::DatabaseGate, limits::Limits};
-use crate::{
-    auth::Authenticator,
-    error::{ApiError, database_unavailable},
-};
+use super::context::CallContext;
+use crate::{auth::Authenticator, error::ApiError};
 
-/// Verifies the bearer token of every call to the services it wraps, counts the call against the
-/// caller's rate limit, and hands the resulting `Principal` to the handlers through the request
-/// extensions. Health and reflection are not wrapped: load balancers and operators call them
-/// without a token.
+/// Verifies the bearer token of every call to the services it wraps and hands the resulting
+/// `Principal` to the [`QuotaService`](super::QuotaService) (which counts the call against the
+/// caller's rate limit) and the handlers through the request extensions. Health and reflection
+/// are not wrapped: load balancers and operators call them without a token.
 #[derive(Clone)]
 pub struct AuthInterceptor {
     auth: Authenticator,
-    limits: Arc<Limits>,
-    gate: DatabaseGate,
 }
 
 impl AuthInterceptor {
-    pub fn new(auth: Authenticator, limits: Arc<Limits>, gate: DatabaseGate) -> Self {
-        Self { auth, limits, gate }
+    pub fn new(auth: Authenticator) -> Self {
+        Self { auth }
     }
 }
 
@@ -51,7 +46,7 @@ impl Interceptor for AuthInterceptor {
             )
             .into());
         };
-        let Some(class) = context.rpc.and_then(|rpc| rpc.class()) else {
+        if context.rpc.and_then(|rpc| rpc.class()).is_none() {
             return Err(Status::unimplemented("no such method"));
         };
         if let Some(timeout) = client_timeout(request.metadata()) {
@@ -83,24 +78,6 @@ impl Interceptor for AuthInterceptor {
             .verify(token)
             .map_err(|e| Status::from(ApiError::from(e)))?;
         context.set_caller(&principal.subject);
-        match self.limits.check(&principal, class) {
-            Ok(rate) => context.set_rate(rate),
-            Err(limited) => {
-                context.set_rate(limited.info);
-                return Err(ApiError::ResourceExhausted {
-                    message: format!(
-                        "rate limit of {} calls per minute reached; retry in {} ms",
-                        limited.info.limit,
-                        limited.retry_after.as_millis()
-                    ),
-                    retry_after: limited.retry_after,
-                }
-                .into());
-            }
-        }
-        if self.gate.is_down() {
-            return Err(database_unavailable());
-        }
         request.extensions_mut().insert(principal);
         Ok(request)
     }
@@ -119,8 +96,7 @@ mod tests {
             ..AuthConfig::default()
         })
         .expect("a key");
-        let limits = Limits::new(crate::config::LimitArgs::default().settings());
-        AuthInterceptor::new(auth, limits, DatabaseGate::default())
+        AuthInterceptor::new(auth)
     }
 
     fn request(context: Option<CallContext>) -> Request<()> {

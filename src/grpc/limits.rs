@@ -19,6 +19,10 @@ use governor::{
 use super::rpc::CallClass;
 use crate::auth::{Principal, SCOPE_ANY_USER};
 
+mod shared;
+
+pub use shared::SharedQuota;
+
 /// Calls per minute per caller for each class, and the caps on open streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitSettings {
@@ -86,6 +90,9 @@ pub struct Limits {
     admin: Pair,
     clock: DefaultClock,
     streams: Mutex<StreamCounts>,
+    /// Quotas kept in Redis for every replica, when configured; the tiers above then decide
+    /// only while Redis is unreachable.
+    shared: Option<SharedQuota>,
 }
 
 #[derive(Default)]
@@ -95,7 +102,13 @@ struct StreamCounts {
 }
 
 impl Limits {
+    /// Limits kept by this process alone.
     pub fn new(settings: LimitSettings) -> Arc<Self> {
+        Self::with_shared(settings, None)
+    }
+
+    /// Limits kept in Redis for every replica, falling back to this process's own.
+    pub fn with_shared(settings: LimitSettings, shared: Option<SharedQuota>) -> Arc<Self> {
         let m = settings.service_multiplier.max(1);
         let pair = |per_minute: u32| Pair {
             listener: Tier::new(per_minute),
@@ -109,6 +122,7 @@ impl Limits {
             settings,
             clock: DefaultClock::default(),
             streams: Mutex::default(),
+            shared,
         })
     }
 
@@ -116,19 +130,46 @@ impl Limits {
         [&self.read, &self.write, &self.stream, &self.admin]
     }
 
-    /// Counts one call of `class` against the caller's quota.
-    pub fn check(&self, caller: &Principal, class: CallClass) -> Result<RateInfo, RateLimited> {
-        let pair = match class {
-            CallClass::Read => &self.read,
-            CallClass::Write => &self.write,
-            CallClass::Stream => &self.stream,
-            CallClass::Admin => &self.admin,
+    /// Counts one call of `class` against the caller's quota: in Redis when shared and
+    /// reachable, else in this process.
+    pub async fn check(
+        &self,
+        caller: &Principal,
+        class: CallClass,
+    ) -> Result<RateInfo, RateLimited> {
+        let (pair, class_name) = match class {
+            CallClass::Read => (&self.read, "read"),
+            CallClass::Write => (&self.write, "write"),
+            CallClass::Stream => (&self.stream, "stream"),
+            CallClass::Admin => (&self.admin, "admin"),
         };
-        let tier = if caller.has_scope(SCOPE_ANY_USER) {
-            &pair.service
+        let (tier, tier_name) = if caller.has_scope(SCOPE_ANY_USER) {
+            (&pair.service, "service")
         } else {
-            &pair.listener
+            (&pair.listener, "listener")
         };
+        if let Some(shared) = &self.shared {
+            let key = format!("{class_name}:{tier_name}:{}", caller.subject);
+            if let Some(decision) = shared.check(&key, tier.limit).await {
+                let info = RateInfo {
+                    limit: tier.limit,
+                    remaining: decision.remaining.min(tier.limit),
+                    reset_seconds: decision.reset_seconds,
+                };
+                return if decision.allowed {
+                    Ok(info)
+                } else {
+                    Err(RateLimited {
+                        retry_after: decision.retry_after,
+                        info,
+                    })
+                };
+            }
+        }
+        self.check_locally(tier, caller)
+    }
+
+    fn check_locally(&self, tier: &Tier, caller: &Principal) -> Result<RateInfo, RateLimited> {
         match tier.limiter.check_key(&caller.subject) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
@@ -227,40 +268,40 @@ mod tests {
         crate::config::LimitArgs::default().settings()
     }
 
-    #[test]
-    fn a_caller_gets_its_quota_then_a_retry_time_and_services_get_more() {
+    #[tokio::test]
+    async fn a_caller_gets_its_quota_then_a_retry_time_and_services_get_more() {
         let limits = Limits::new(LimitSettings {
             streams_per_minute: 3,
             service_multiplier: 2,
             ..defaults()
         });
         let listener = caller("a", None);
-        let remaining: Vec<u32> = (0..3)
-            .map(|_| {
-                limits
-                    .check(&listener, CallClass::Stream)
-                    .map(|i| i.remaining)
-            })
-            .collect::<Result<_, _>>()
-            .expect("within quota");
+        let mut remaining = Vec::new();
+        for _ in 0..3 {
+            let info = limits.check(&listener, CallClass::Stream).await;
+            remaining.push(info.expect("within quota").remaining);
+        }
         assert_eq!(remaining, vec![2, 1, 0]);
         let refused = limits
             .check(&listener, CallClass::Stream)
+            .await
             .expect_err("over quota");
         assert!(
             refused.retry_after > Duration::ZERO && refused.retry_after <= Duration::from_secs(20)
         );
         assert_eq!(refused.info.limit, 3);
         // Other callers and other classes are not affected.
-        assert!(limits.check(&caller("b", None), CallClass::Stream).is_ok());
-        assert!(limits.check(&listener, CallClass::Read).is_ok());
+        let other = limits.check(&caller("b", None), CallClass::Stream).await;
+        assert!(other.is_ok());
+        assert!(limits.check(&listener, CallClass::Read).await.is_ok());
         let service = caller("player", Some(SCOPE_ANY_USER));
         for _ in 0..6 {
             limits
                 .check(&service, CallClass::Stream)
+                .await
                 .expect("a service's larger quota");
         }
-        assert!(limits.check(&service, CallClass::Stream).is_err());
+        assert!(limits.check(&service, CallClass::Stream).await.is_err());
     }
 
     #[test]

@@ -22,7 +22,10 @@ use web::{cors, reflection};
 use crate::{
     auth::Authenticator,
     config::ServeArgs,
-    grpc::{AdminApi, AuthInterceptor, DatabaseGate, Drain, LibraryApi, Limits},
+    grpc::{
+        AdminApi, AuthInterceptor, DatabaseGate, Drain, LibraryApi, Limits, QuotaService,
+        SharedQuota,
+    },
     pb::{
         library_admin_service_server::LibraryAdminServiceServer,
         library_service_server::LibraryServiceServer,
@@ -142,7 +145,15 @@ async fn serve<S: Store>(
     let gate = DatabaseGate::default();
 
     let (drain_trigger, drain) = Drain::new();
-    let limits = Limits::new(serve.limits.settings());
+    let shared = match &serve.limits.rate_limit_redis_url {
+        Some(url) => {
+            let prefix = &serve.limits.rate_limit_redis_prefix;
+            tracing::info!(prefix, "rate limits shared across replicas through redis");
+            Some(SharedQuota::new(url.expose(), prefix)?)
+        }
+        None => None,
+    };
+    let limits = Limits::with_shared(serve.limits.settings(), shared);
     let background = tasks::spawn_all(
         store.clone(),
         serve,
@@ -150,21 +161,33 @@ async fn serve<S: Store>(
         gate.clone(),
         limits.clone(),
     );
-    let interceptor = AuthInterceptor::new(settings.auth.clone(), limits.clone(), gate);
+    let interceptor = AuthInterceptor::new(settings.auth.clone());
     let max_message = serve.limits.max_message_bytes;
     let admin = InterceptedService::new(
-        LibraryAdminServiceServer::new(AdminApi::new(store.clone(), drain.clone(), limits.clone()))
+        QuotaService::new(
+            LibraryAdminServiceServer::new(AdminApi::new(
+                store.clone(),
+                drain.clone(),
+                limits.clone(),
+            ))
             .max_decoding_message_size(max_message),
+            limits.clone(),
+            gate.clone(),
+        ),
         interceptor.clone(),
     );
     let library = InterceptedService::new(
-        LibraryServiceServer::new(LibraryApi::new(
-            store,
-            drain,
+        QuotaService::new(
+            LibraryServiceServer::new(LibraryApi::new(
+                store,
+                drain,
+                limits.clone(),
+                serve.counting.rule().map_err(anyhow::Error::msg)?,
+            ))
+            .max_decoding_message_size(max_message),
             limits,
-            serve.counting.rule().map_err(anyhow::Error::msg)?,
-        ))
-        .max_decoding_message_size(max_message),
+            gate,
+        ),
         interceptor,
     );
     let enabled = serve.reflection;

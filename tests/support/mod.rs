@@ -4,3 +4,4 @@ pub mod cluster;
 pub mod db;
 pub mod library;
 pub mod process;
+pub mod redis;
