@@ -276,8 +276,9 @@ pub struct LimitArgs {
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "LIBRARY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
-    /// Redis (`redis://[:PASSWORD@]HOST:PORT[/DB]`) that keeps the per-caller quotas for every
-    /// replica sharing it, so that a caller gets one quota, not one per replica. While it is
+    /// Redis (`redis://[:PASSWORD@]HOST:PORT[/DB]`) that keeps the per-caller quotas and open
+    /// streams for every replica sharing it, so that a caller gets one quota, not one per
+    /// replica. While it is
     /// unreachable each replica limits on its own. Default: each replica on its own.
     #[arg(long, env = "LIBRARY_RATE_LIMIT_REDIS_URL", hide_env_values = true)]
     pub rate_limit_redis_url: Option<Secret>,

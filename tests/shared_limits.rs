@@ -18,6 +18,8 @@ use support::{
     process::free_port,
     redis::{self, OwnRedis},
 };
+use tokio::sync::mpsc;
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Code, Status, metadata::MetadataMap};
 use tonic_types::StatusExt;
 use uuid::Uuid;
@@ -26,17 +28,27 @@ const QUOTA: u32 = 6;
 
 /// A replica whose reads are limited to QUOTA a minute, sharing `redis` (with `prefix`) if given.
 async fn replica(redis: Option<(&str, &str)>) -> TestApp {
+    replica_with(
+        redis,
+        LimitArgs {
+            rate_reads_per_minute: QUOTA,
+            ..LimitArgs::default()
+        },
+    )
+    .await
+}
+
+async fn replica_with(redis: Option<(&str, &str)>, limits: LimitArgs) -> TestApp {
     TestApp::spawn_with(
         db::sqlite(),
         ServeArgs {
             limits: LimitArgs {
-                rate_reads_per_minute: QUOTA,
                 rate_limit_redis_url: redis.map(|(url, _)| url.into()),
                 rate_limit_redis_prefix: redis.map_or_else(
                     || LimitArgs::default().rate_limit_redis_prefix,
                     |(_, p)| p.to_string(),
                 ),
-                ..LimitArgs::default()
+                ..limits
             },
             ..ServeArgs::default()
         },
@@ -186,4 +198,69 @@ async fn when_redis_goes_down_replicas_limit_on_their_own_and_share_again_when_i
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// An ImportHistory call held open until the sender is dropped; its outcome.
+fn open_import(
+    app: &TestApp,
+    user: Uuid,
+) -> (
+    mpsc::Sender<pb::ImportHistoryRequest>,
+    tokio::task::JoinHandle<Result<pb::ImportHistorySummary, Status>>,
+) {
+    let (tx, rx) = mpsc::channel(1);
+    let mut client = app.client.clone();
+    let request = with_token(ReceiverStream::new(rx), &session_token(user));
+    let call =
+        tokio::spawn(async move { client.import_history(request).await.map(|r| r.into_inner()) });
+    (tx, call)
+}
+
+/// A whole ListHistory as `user`.
+async fn list(app: &TestApp, user: Uuid) -> Result<(), Status> {
+    let mut client = app.client.clone();
+    let mut stream = client
+        .list_history(with_token(
+            pb::ListHistoryRequest::default(),
+            &session_token(user),
+        ))
+        .await?
+        .into_inner();
+    while let Some(entry) = stream.next().await {
+        entry?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_open_streams_are_capped_across_replicas_sharing_redis() {
+    let Some(url) = redis::url() else { return };
+    let prefix = redis::prefix();
+    let limits = LimitArgs {
+        max_streams_per_caller: 2,
+        ..LimitArgs::default()
+    };
+    let a = replica_with(Some((&url, &prefix)), limits.clone()).await;
+    let b = replica_with(Some((&url, &prefix)), limits).await;
+    let user = Uuid::new_v4();
+    let first = open_import(&a, user);
+    let second = open_import(&b, user);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for app in [&a, &b] {
+        let refused = list(app, user).await.expect_err("a third stream");
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    }
+    list(&a, Uuid::new_v4())
+        .await
+        .expect("another caller's streams are separate");
+
+    drop(first.0);
+    first.1.await.expect("task").expect("the import completes");
+    // The lease is given back without waiting for Redis's answer: it is back shortly.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while list(&b, user).await.is_err() {
+        assert!(Instant::now() < deadline, "the slot never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(second);
 }

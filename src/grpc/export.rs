@@ -41,6 +41,7 @@ pub(super) async fn export_library<S: Store>(
         &api.limits,
         api.drain.clone(),
     )
+    .await
 }
 
 pub(super) async fn export_user_data<S: Store>(
@@ -55,12 +56,13 @@ pub(super) async fn export_user_data<S: Store>(
         &caller,
         &api.limits,
         api.drain.clone(),
-    )?;
+    )
+    .await?;
     tracing::info!(caller = %caller.subject, user = %user, "exporting a user's data");
     Ok(exported)
 }
 
-fn stream<S: Store>(
+async fn stream<S: Store>(
     store: S,
     user: UserId,
     caller: &Principal,
@@ -69,6 +71,7 @@ fn stream<S: Store>(
 ) -> ApiResult<DrainingStream<pb::ExportChunk>> {
     let slot = limits
         .open_stream(&caller.subject)
+        .await
         .ok_or_else(too_many_streams)?;
     let (tx, rx) = mpsc::channel(BUFFER);
     tokio::spawn(

@@ -66,6 +66,7 @@ pub(super) async fn import<S: Store>(
     let _slot = api
         .limits
         .open_stream(&caller.subject)
+        .await
         .ok_or_else(too_many_streams)?;
     let mut listener: Option<(String, UserId)> = None;
     let mut summary = pb::ImportHistorySummary::default();

@@ -19,6 +19,7 @@ use governor::{
 use super::rpc::CallClass;
 use crate::auth::{Principal, SCOPE_ANY_USER};
 
+mod leases;
 mod shared;
 
 pub use shared::SharedQuota;
@@ -204,9 +205,26 @@ impl Limits {
         }
     }
 
-    /// A slot for one open stream of `caller`, or `None` when the caller or the server has as
-    /// many open as allowed. The slot is given back when the guard is dropped.
-    pub fn open_stream(self: &Arc<Self>, caller: &str) -> Option<StreamGuard> {
+    /// A slot for one open stream of `caller`, or `None` when the caller (on every replica
+    /// sharing Redis, else on this one) or this server has as many open as allowed. The slot is
+    /// given back when the guard is dropped.
+    pub async fn open_stream(self: &Arc<Self>, caller: &str) -> Option<StreamGuard> {
+        let mut guard = self.open_stream_locally(caller)?;
+        if let Some(shared) = &self.shared {
+            match shared
+                .open_stream(caller, self.settings.max_streams_per_caller)
+                .await
+            {
+                // Dropping the guard gives the local slot back.
+                Some(None) => return None,
+                Some(Some(lease)) => guard.lease = Some(lease),
+                None => {}
+            }
+        }
+        Some(guard)
+    }
+
+    fn open_stream_locally(self: &Arc<Self>, caller: &str) -> Option<StreamGuard> {
         let mut counts = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         let mine = counts.per_caller.get(caller).copied().unwrap_or(0);
         if counts.total >= self.settings.max_streams || mine >= self.settings.max_streams_per_caller
@@ -218,6 +236,7 @@ impl Limits {
         Some(StreamGuard {
             limits: self.clone(),
             caller: caller.to_string(),
+            lease: None,
         })
     }
 }
@@ -233,10 +252,15 @@ pub fn too_many_streams() -> crate::error::ApiError {
 pub struct StreamGuard {
     limits: Arc<Limits>,
     caller: String,
+    /// The caller's slot across replicas, when shared through Redis.
+    lease: Option<leases::Lease>,
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
+        if let (Some(lease), Some(shared)) = (self.lease.take(), &self.limits.shared) {
+            shared.close_stream(lease);
+        }
         let mut counts = self
             .limits
             .streams
@@ -304,19 +328,19 @@ mod tests {
         assert!(limits.check(&service, CallClass::Stream).await.is_err());
     }
 
-    #[test]
-    fn streams_are_capped_per_caller_and_overall() {
+    #[tokio::test]
+    async fn streams_are_capped_per_caller_and_overall() {
         let limits = Limits::new(LimitSettings {
             max_streams_per_caller: 2,
             max_streams: 3,
             ..defaults()
         });
-        let a1 = limits.open_stream("a").expect("first");
-        let _a2 = limits.open_stream("a").expect("second");
-        assert!(limits.open_stream("a").is_none(), "per caller");
-        let _b1 = limits.open_stream("b").expect("b's first");
-        assert!(limits.open_stream("c").is_none(), "overall");
+        let a1 = limits.open_stream("a").await.expect("first");
+        let _a2 = limits.open_stream("a").await.expect("second");
+        assert!(limits.open_stream("a").await.is_none(), "per caller");
+        let _b1 = limits.open_stream("b").await.expect("b's first");
+        assert!(limits.open_stream("c").await.is_none(), "overall");
         drop(a1);
-        assert!(limits.open_stream("a").is_some(), "a slot came back");
+        assert!(limits.open_stream("a").await.is_some(), "a slot came back");
     }
 }

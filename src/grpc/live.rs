@@ -216,6 +216,7 @@ pub(super) async fn watch<S: Store>(
     let slot = api
         .limits
         .open_stream(&caller.subject)
+        .await
         .ok_or_else(too_many_streams)?;
     // Subscribed before the log is read, so that nothing committed after the read goes
     // unnoticed.

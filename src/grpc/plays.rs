@@ -151,6 +151,7 @@ pub(super) async fn stream_history<S: Store>(
     let slot = api
         .limits
         .open_stream(&caller.subject)
+        .await
         .ok_or_else(too_many_streams)?;
     let order = match pb::HistoryOrder::try_from(r.order) {
         Ok(pb::HistoryOrder::OldestFirst) => HistoryOrder::OldestFirst,

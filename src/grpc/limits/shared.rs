@@ -1,4 +1,5 @@
-//! Quotas shared by every replica through Redis (`--rate-limit-redis-url`). Behind a balancer
+//! Quotas (and, with [`leases`], per-caller stream caps) shared by every replica through Redis
+//! (`--rate-limit-redis-url`). Behind a balancer
 //! that spreads calls over N replicas, per-process limiters would give each caller N quotas;
 //! here every replica takes its decision from the same Redis key, in one round trip (EVALSHA of
 //! a GCRA script), with Redis's own clock so replica clocks do not matter.
@@ -20,6 +21,8 @@ use redis::{
     Client, Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
+
+use super::leases::{self, Held, LEASE, Lease};
 
 /// How long a call waits for Redis before its local limiter decides instead.
 const ROUND_TRIP: Duration = Duration::from_millis(100);
@@ -64,6 +67,9 @@ pub struct Decision {
 pub struct SharedQuota {
     manager: ConnectionManager,
     script: Script,
+    open_stream: Script,
+    /// The stream leases this replica holds, renewed while held.
+    held: Held,
     prefix: String,
     /// True from the first failed round trip to the next successful one.
     down: AtomicBool,
@@ -88,9 +94,13 @@ impl SharedQuota {
         let manager = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| anyhow::anyhow!("preparing the Redis connection: {:?}", e.kind()))?;
         metrics::gauge!("library_rate_limit_shared").set(1.0);
+        let held = Held::default();
+        held.spawn_renewal(manager.clone());
         Ok(Self {
             manager,
             script: Script::new(GCRA),
+            open_stream: Script::new(leases::OPEN),
+            held,
             prefix: prefix.to_string(),
             down: AtomicBool::new(false),
             next_probe: Mutex::new(None),
@@ -133,6 +143,53 @@ impl SharedQuota {
                 None
             }
         }
+    }
+
+    /// Takes a lease on one of `subject`'s `cap` open-stream slots across replicas:
+    /// `Some(Some(lease))` when taken, `Some(None)` when the caller has `cap` open already,
+    /// `None` when Redis could not decide and the local cap alone applies.
+    pub async fn open_stream(&self, subject: &str, cap: usize) -> Option<Option<Lease>> {
+        if !self.may_try() {
+            metrics::counter!("library_rate_limit_fallbacks_total").increment(1);
+            return None;
+        }
+        let lease = Lease {
+            key: format!("{}:streams:{subject}", self.prefix),
+            id: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let mut connection = self.manager.clone();
+        let mut invocation = self.open_stream.key(&lease.key);
+        invocation
+            .arg(cap)
+            .arg(&lease.id)
+            .arg(LEASE.as_millis() as u64);
+        let answer =
+            tokio::time::timeout(ROUND_TRIP, invocation.invoke_async::<i64>(&mut connection)).await;
+        match answer {
+            Ok(Ok(taken)) => {
+                self.up();
+                if taken == 1 {
+                    self.held.add(&lease);
+                    Some(Some(lease))
+                } else {
+                    Some(None)
+                }
+            }
+            Ok(Err(e)) => {
+                self.failed(&e.to_string());
+                None
+            }
+            Err(_) => {
+                self.failed("no answer in time");
+                None
+            }
+        }
+    }
+
+    /// Gives back a lease: the stream ended.
+    pub fn close_stream(&self, lease: Lease) {
+        self.held.remove(&lease);
+        leases::release(&self.manager, lease);
     }
 
     /// Whether this call should ask Redis: always while it answers; while it does not, one call
