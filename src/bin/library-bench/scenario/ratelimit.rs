@@ -1,7 +1,9 @@
 //! `ratelimit`: many callers each calling at four times their quota, against a server started
 //! with its default read quota (or `--rate-quota-per-minute`). What the limiter lets through is
 //! compared with what the quota allows in the same run (the burst plus the refill over the run),
-//! and the server's memory is watched: with refusals at the door it must stay flat.
+//! and the server's memory is watched: with refusals at the door it must stay flat. With
+//! `--addr-b` each caller alternates its calls between the two replicas: started with one
+//! `--rate-limit-redis-url`, they must let through one quota's worth, not two.
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -28,8 +30,12 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let quota = f64::from(args.rate_quota_per_minute);
     let duration = Duration::from_secs(args.rate_seconds);
     let period = Duration::from_secs_f64(60.0 / (quota * LOAD_FACTOR));
+    let (b, replicas) = match &args.addr_b {
+        Some(b) => (Some(super::watch::connect(b).await?), "2 replicas"),
+        None => (None, "1 replica"),
+    };
     eprintln!(
-        "ratelimit: {} callers at {LOAD_FACTOR}x a quota of {quota}/min for {duration:?}...",
+        "ratelimit: {} callers at {LOAD_FACTOR}x a quota of {quota}/min for {duration:?} on {replicas}...",
         args.rate_callers
     );
     let started = Instant::now();
@@ -37,13 +43,19 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let mut callers = Vec::new();
     for i in 0..args.rate_callers {
         let bearer = ctx.api.session(Uuid::new_v4())?;
-        let mut client = ctx.api.client(i);
+        let a = ctx.api.client(i);
+        // Calls alternate between the replicas: a balancer that spreads them per call.
+        let clients: Vec<_> = std::iter::once(a).chain(b.clone()).collect();
         callers.push(tokio::spawn(async move {
             let mut ticks = tokio::time::interval(period);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             let (mut allowed, mut refused) = (0u64, 0u64);
+            let mut calls = clients.into_iter().cycle();
             while Instant::now() < deadline {
                 ticks.tick().await;
+                let Some(mut client) = calls.next() else {
+                    bail!("no client");
+                };
                 let request = bearer.request(pb::CheckLikedTracksRequest {
                     user_id: String::new(),
                     track_ids: vec![Uuid::new_v4().to_string()],
@@ -86,7 +98,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         _ => "rss n/a (no --server-pid)".into(),
     };
     report::emit(format!(
-        "ratelimit        {} callers x {:.1} calls/s ({LOAD_FACTOR}x a quota of {quota}/min) for {:.1} s | attempted {} | allowed {} vs the quota's {} (ratio {:.3}, off by {:.1}%) | refused {} | {memory}",
+        "ratelimit        {} callers x {:.1} calls/s ({LOAD_FACTOR}x a quota of {quota}/min) for {:.1} s on {replicas} | attempted {} | allowed {} vs the quota's {} (ratio {:.3}, off by {:.1}%) | refused {} | {memory}",
         args.rate_callers,
         quota * LOAD_FACTOR / 60.0,
         elapsed.as_secs_f64(),

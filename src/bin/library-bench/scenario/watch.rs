@@ -37,7 +37,7 @@ const DELIVERY_CONCURRENCY: usize = 8;
 /// Streams per HTTP/2 connection: under the server's default cap of concurrent streams.
 const STREAMS_PER_CONNECTION: usize = 100;
 
-async fn connect(addr: &str) -> anyhow::Result<Client> {
+pub(super) async fn connect(addr: &str) -> anyhow::Result<Client> {
     let channel: Channel = Endpoint::from_shared(addr.to_string())
         .with_context(|| format!("address {addr}"))?
         .connect_timeout(Duration::from_secs(5))
