@@ -259,8 +259,14 @@ pub(super) async fn watch<S: Store>(
             }
             let mut pending = missed;
             loop {
-                // Deliver what was read, then read on until the log has nothing more.
-                while !pending.is_empty() {
+                // Deliver what was read; or, with nothing to deliver, wait for a change. On a
+                // quiet stream the log is read anyway (a wake-up from another replica may have
+                // been lost), and a heartbeat goes out if there is still nothing.
+                let woken = if pending.is_empty() {
+                    tokio::time::timeout(HEARTBEAT, wakes.changed())
+                        .await
+                        .is_ok()
+                } else {
                     let last = pending.last().map(|e| e.next);
                     let page = pending.drain(..).map(|e| event_to_proto(user, e)).collect();
                     if !send(Ok(page)).await {
@@ -269,23 +275,8 @@ pub(super) async fn watch<S: Store>(
                     if let Some(next) = last {
                         position = next;
                     }
-                    pending = match store.events_from(user, position, CATCH_UP_ROWS).await {
-                        Ok(EventsFrom::Events(events)) => events,
-                        Ok(EventsFrom::Expired) => {
-                            let _ = send(Err(Status::from(ApiError::EventsExpired))).await;
-                            return;
-                        }
-                        Err(e) => {
-                            let _ = send(Err(Status::from(ApiError::from(e)))).await;
-                            return;
-                        }
-                    };
-                }
-                // Wait for a change; on a quiet stream, read anyway (a wake-up from another
-                // replica may have been lost) and send a heartbeat if there is still nothing.
-                let woken = tokio::time::timeout(HEARTBEAT, wakes.changed())
-                    .await
-                    .is_ok();
+                    true
+                };
                 pending = match store.events_from(user, position, CATCH_UP_ROWS).await {
                     Ok(EventsFrom::Events(events)) => events,
                     Ok(EventsFrom::Expired) => {

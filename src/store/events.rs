@@ -366,7 +366,8 @@ struct FeedInner {
     /// Changed listeners not yet told to the other replicas (PostgreSQL), and its wake-up.
     relay: Mutex<HashSet<UserId>>,
     relay_wake: Notify,
-    relays: std::sync::atomic::AtomicBool,
+    /// Set for a backend whose other replicas must hear of changes (PostgreSQL).
+    relays: bool,
 }
 
 /// A watcher's wake-ups; leaving the feed when dropped.
@@ -410,11 +411,10 @@ impl Drop for Subscription {
 impl EventFeed {
     /// A feed whose changes are also relayed to other replicas (see `take_relayed`).
     pub(super) fn relayed() -> Self {
-        let feed = Self::default();
-        feed.0
-            .relays
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        feed
+        Self(Arc::new(FeedInner {
+            relays: true,
+            ..FeedInner::default()
+        }))
     }
 
     pub fn subscribe(&self, user: UserId) -> Subscription {
@@ -473,7 +473,7 @@ impl EventFeed {
     /// Called after a commit that appended events for these listeners.
     pub(super) fn published(&self, users: impl IntoIterator<Item = UserId> + Clone) {
         self.wake(users.clone());
-        if self.0.relays.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.0.relays {
             self.0
                 .relay
                 .lock()
