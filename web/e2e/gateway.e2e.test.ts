@@ -35,6 +35,19 @@ if (!POSTGRES_URL) {
   console.warn("gateway e2e skipped: set LIBRARY_TEST_POSTGRES_URL (CI does)");
 }
 
+describe("The gateway's configuration", () => {
+  test("the Kubernetes ConfigMap carries the tested template unchanged", () => {
+    const repo = join(webDir, "..");
+    const template = readFileSync(join(repo, "deploy", "gateway", "library.conf.template"), "utf8");
+    const manifest = readFileSync(join(repo, "deploy", "kubernetes.yaml"), "utf8").split("\n");
+    const start = manifest.indexOf("  library.conf.template: |") + 1;
+    expect(start).toBeGreaterThan(0);
+    const end = manifest.findIndex((line, i) => i >= start && line !== "" && !line.startsWith("    "));
+    const embedded = manifest.slice(start, end).map((line) => line.slice(4));
+    expect(`${embedded.join("\n").trimEnd()}\n`).toBe(template);
+  });
+});
+
 describe.skipIf(!POSTGRES_URL)("The gateway in front of two replicas", () => {
   let a: RunningService;
   let b: RunningService;
