@@ -429,8 +429,12 @@ describe.skipIf(!POSTGRES_URL)("The gateway in front of two replicas", () => {
       console.info(
         `writers: ${failedCalls} failed calls retried (codes ${JSON.stringify([...codes])}), ${duplicates} answered as duplicates`,
       );
-      // The kill did catch calls in flight.
+      // The kill did catch calls in flight, and nginx did not pass them on to the other replica
+      // once sent: each failed with the dead replica alone, as a 502 (UNAVAILABLE).
       expect(failedCalls).toBeGreaterThan(0);
+      const failedInGateway = gateway.accessLog().filter((l) => l.includes("/RecordPlay ") && !/ 200 /.test(l));
+      expect(failedInGateway.length).toBeGreaterThan(0);
+      expect(failedInGateway.every((l) => l.endsWith(` 502 ${victim.address}`))).toBe(true);
       for (const { api, ids } of writers) {
         // Each play stored once: the listing holds exactly the plays the answers named.
         const listed: string[] = [];

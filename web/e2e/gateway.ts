@@ -163,7 +163,7 @@ export class RunningGateway {
   async stop() {
     if (this.child.exitCode === null && this.child.signalCode === null) {
       const exited = new Promise((resolve) => this.child.once("exit", resolve));
-      this.child.kill("SIGQUIT");
+      this.child.kill("SIGTERM");
       await exited;
     }
     rmSync(this.prefix, { recursive: true, force: true });
