@@ -11,7 +11,7 @@ import { join } from "node:path";
 
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type CallOptions, type Client, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, onTestFailed, test } from "vitest";
@@ -289,6 +289,28 @@ describe.skipIf(!POSTGRES_URL)("The gateway in front of two replicas", () => {
       );
       expect(recorded.play.trackId).toBe(trackId);
       expect(recorded.play.userId).toBe(listener);
+    });
+
+    test("gRPC-web over HTTP/1.1 streams through the gateway too", async () => {
+      logsOnFailure();
+      const listener = randomUUID();
+      await recordHistory(grpcClient(listener), 30);
+      const token = a.token(listener);
+      const web = createClient(
+        LibraryService,
+        createGrpcWebTransport({
+          baseUrl: gateway.url,
+          httpVersion: "1.1",
+          nodeOptions: { ca },
+          interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
+        }),
+      );
+      const before = gateway.accessLog().length;
+      const ids: string[] = [];
+      for await (const entry of web.listHistory({})) ids.push(entry.play?.id ?? "");
+      expect(ids.length).toBe(30);
+      const logged = gateway.accessLog().slice(before);
+      expect(logged.some((l) => l.startsWith("POST /audiohm.library.v1.LibraryService/ListHistory HTTP/1.1 application/grpc-web"))).toBe(true);
     });
 
     test("balances calls from one HTTP/2 connection across both replicas, call by call", async () => {
