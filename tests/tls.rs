@@ -157,6 +157,8 @@ async fn grpc_health_and_reflection_work_over_tls() {
             .any(|s| s.name == "audiohm.library.v1.LibraryService"),
         "{list:?}"
     );
+    // Shutdown drains and exits cleanly over TLS too.
+    app.stop().await;
 }
 
 #[tokio::test]

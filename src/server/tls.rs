@@ -19,7 +19,10 @@ use anyhow::{Context, bail};
 use rustls::{
     RootCertStore, ServerConfig,
     crypto::{CryptoProvider, ring},
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    pki_types::{
+        CertificateDer, PrivateKeyDer,
+        pem::{self, PemObject},
+    },
     server::WebPkiClientVerifier,
     sign::CertifiedKey,
 };
@@ -265,7 +268,7 @@ fn build(files: &Files, contents: &Contents) -> anyhow::Result<Arc<ServerConfig>
     let key_flag = || format!("--tls-key {}", files.key.display());
     let certs = certificates(&contents.cert).with_context(cert_flag)?;
     let key = PrivateKeyDer::from_pem_slice(&contents.key)
-        .with_context(|| format!("{}: no PEM private key in it", key_flag()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {}", key_flag(), pem_error(&e, "private key")))?;
     let provider = crypto_provider();
     // The same check with_single_cert makes, done here to say which flags disagree.
     CertifiedKey::from_der(certs.clone(), key.clone_key(), &provider).map_err(|e| match e {
@@ -276,7 +279,9 @@ fn build(files: &Files, contents: &Contents) -> anyhow::Result<Arc<ServerConfig>
         ),
         e => anyhow::Error::new(e).context(key_flag()),
     })?;
-    let expiry = describe(&certs[0]).with_context(cert_flag)?;
+    // rustls has checked the certificate already: one that only this stricter parser refuses
+    // is served all the same, without its expiry gauge.
+    let expiry = describe(&certs[0]);
 
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -301,15 +306,25 @@ fn build(files: &Files, contents: &Contents) -> anyhow::Result<Arc<ServerConfig>
     // gRPC needs h2; gRPC-web from browsers also comes over HTTP/1.1.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
 
-    metrics::gauge!("library_tls_certificate_not_after_seconds").set(expiry.not_after as f64);
-    tracing::info!(
-        subject = %expiry.subject,
-        not_after = %expiry.not_after_text(),
-        mutual = files.client_ca.is_some(),
-        "tls certificate loaded"
-    );
-    if expiry.not_after < jiff::Timestamp::now().as_second() {
-        tracing::warn!(not_after = %expiry.not_after_text(), "the tls certificate has expired");
+    match expiry {
+        Ok(expiry) => {
+            metrics::gauge!("library_tls_certificate_not_after_seconds")
+                .set(expiry.not_after as f64);
+            tracing::info!(
+                subject = %expiry.subject,
+                not_after = %expiry.not_after_text(),
+                mutual = files.client_ca.is_some(),
+                "tls certificate loaded"
+            );
+            if expiry.not_after < jiff::Timestamp::now().as_second() {
+                tracing::warn!(not_after = %expiry.not_after_text(), "the tls certificate has expired");
+            }
+        }
+        Err(e) => tracing::warn!(
+            error = %format!("{e:#}"),
+            mutual = files.client_ca.is_some(),
+            "tls certificate loaded; its expiry could not be read"
+        ),
     }
     Ok(Arc::new(config))
 }
@@ -317,11 +332,24 @@ fn build(files: &Files, contents: &Contents) -> anyhow::Result<Arc<ServerConfig>
 fn certificates(pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .context("not PEM certificates")?;
+        .map_err(|e| anyhow::anyhow!(pem_error(&e, "certificate")))?;
     if certs.is_empty() {
         bail!("no PEM certificate in it");
     }
     Ok(certs)
+}
+
+/// The PEM parser's error in words (its own Display prints the markers as byte lists).
+fn pem_error(e: &pem::Error, what: &str) -> String {
+    match e {
+        pem::Error::NoItemsFound => format!("no PEM {what} in it"),
+        pem::Error::MissingSectionEnd { .. } => {
+            format!("a PEM section without its END line (the {what} is cut short)")
+        }
+        pem::Error::IllegalSectionStart { .. } => "a malformed PEM BEGIN line".into(),
+        pem::Error::Base64Decode(_) => format!("the {what} is not valid base64"),
+        e => e.to_string(),
+    }
 }
 
 /// What an operator wants to know of the leaf certificate.
