@@ -52,6 +52,7 @@ pub struct Application {
     database: Database,
     site: Option<SiteLayer>,
     tls: Option<Tls>,
+    health_listener: Option<TcpListener>,
     settings: Settings,
 }
 
@@ -69,6 +70,14 @@ impl Application {
             .transpose()?;
         // Before the database: a bad certificate is a configuration error to report at once.
         let tls = Tls::load(&settings.serve.tls).await?;
+        let health_listener = match settings.serve.tls.health_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding --health-listen {addr}"))?,
+            ),
+            None => None,
+        };
         let (url, pool) = (&settings.database_url, settings.db_max_connections);
         let database = match DatabaseKind::of_url(url) {
             Some(DatabaseKind::Postgres) => {
@@ -89,6 +98,7 @@ impl Application {
             database,
             site,
             tls,
+            health_listener,
             settings,
         })
     }
@@ -109,9 +119,14 @@ impl Application {
             database,
             site,
             tls,
+            health_listener,
             settings,
         } = self;
-        let io = Incoming { listener, tls };
+        let io = Incoming {
+            listener,
+            tls,
+            health_listener,
+        };
         with_store!(database, store => serve(store, settings, site, io, shutdown).await)
     }
 }
@@ -140,16 +155,15 @@ where
 /// `--health-listen`: the health service alone, in plaintext, for probes that cannot present
 /// what the service port asks (TLS, a client certificate). It ends with the other background
 /// tasks, after the service port has drained, so probes see NOT_SERVING during the drain.
-async fn health_port(
-    addr: SocketAddr,
+fn health_port(
+    listener: TcpListener,
     health: HealthServer<impl Health>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding --health-listen {addr}"))?;
-    tracing::info!(%addr, "serving gRPC health in plaintext");
+) -> tokio::task::JoinHandle<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving gRPC health in plaintext");
+    }
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         if let Err(e) = Server::builder()
             .add_service(health)
             .serve_with_incoming(incoming)
@@ -157,13 +171,15 @@ async fn health_port(
         {
             tracing::error!(error = %e, "the health port stopped");
         }
-    }))
+    })
 }
 
-/// Where connections come from: the socket, and TLS when configured.
+/// Where connections come from: the service socket, TLS when configured, and the health-only
+/// socket when asked for.
 struct Incoming {
     listener: TcpListener,
     tls: Option<Tls>,
+    health_listener: Option<TcpListener>,
 }
 
 async fn serve<S: Store>(
@@ -255,8 +271,8 @@ async fn serve<S: Store>(
         });
     };
 
-    if let Some(addr) = serve.tls.health_listen {
-        background.push(health_port(addr, health_service.clone()).await?);
+    if let Some(listener) = io.health_listener {
+        background.push(health_port(listener, health_service.clone()));
     }
     let addr = io.listener.local_addr()?;
     let router = Server::builder()
