@@ -5,3 +5,4 @@ pub mod db;
 pub mod library;
 pub mod process;
 pub mod redis;
+pub mod tls;

@@ -20,7 +20,7 @@ const P99_GOAL: Duration = Duration::from_millis(5);
 const WARM_UP_CALLS: usize = 50;
 
 /// `n` ids, half of them liked, shuffled, with which of them are liked.
-fn pick(liked: &[Uuid], n: usize) -> (Vec<Uuid>, Vec<bool>) {
+pub(super) fn pick(liked: &[Uuid], n: usize) -> (Vec<Uuid>, Vec<bool>) {
     let mut rng = rand::rng();
     let mut ids: Vec<(Uuid, bool)> = liked
         .choose_multiple(&mut rng, n / 2)
