@@ -1,25 +1,47 @@
-//! Logging and metrics set-up.
+//! Logging, metrics and distributed tracing set-up.
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
-use tracing_subscriber::{EnvFilter, fmt};
+use tracing_subscriber::{EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, TraceArgs};
 
-/// Logs go to stderr; `RUST_LOG` refines the level (default `info`).
-pub fn init(format: LogFormat) {
+mod traces;
+
+pub use traces::{Traces, caller_trace_id, end_call, join_trace};
+
+/// Logs go to stderr; `RUST_LOG` refines the level (default `info`). With `traces` naming an
+/// OTLP endpoint, spans are exported there too (see `traces`); without it, no exporter exists
+/// and no span is built for it. The returned handle flushes the spans not yet exported.
+pub fn init(format: LogFormat, traces: Option<&TraceArgs>) -> anyhow::Result<Traces> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    // try_init: tests may initialise more than once.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let logs = fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    // The log level filters the logs only: exported spans do not depend on RUST_LOG.
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+    }
+    .with_filter(filter);
+    let (exporter, traces) = match traces.and_then(|t| t.otlp_endpoint.as_deref().map(|e| (t, e))) {
+        Some((args, endpoint)) => {
+            let (layer, traces) = traces::layer(args, endpoint)
+                .with_context(|| format!("--otlp-endpoint {endpoint}"))?;
+            (Some(layer), traces)
+        }
+        None => (None, Traces::default()),
     };
+    // try_init: tests may initialise more than once.
+    if tracing_subscriber::registry()
+        .with(logs)
+        .with(exporter)
+        .try_init()
+        .is_ok()
+    {
+        traces.installed();
+    }
+    Ok(traces)
 }
 
 /// Latency buckets (seconds) of `grpc_server_handling_seconds`: from a cached read to a long

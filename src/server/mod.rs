@@ -30,7 +30,7 @@ use crate::{
         library_admin_service_server::LibraryAdminServiceServer,
         library_service_server::LibraryServiceServer,
     },
-    store::{Database, DatabaseKind, Store, StoreResult},
+    store::{Database, DatabaseKind, Store, StoreResult, Traced},
     with_store,
 };
 
@@ -102,7 +102,8 @@ impl Application {
             site,
             settings,
         } = self;
-        with_store!(database, store => serve(store, settings, site, listener, shutdown).await)
+        let kind = database.kind();
+        with_store!(database, store => serve(Traced::new(store, kind), settings, site, listener, shutdown).await)
     }
 }
 
