@@ -340,3 +340,25 @@ async fn without_an_otlp_endpoint_nothing_is_exported() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(receiver.exports(), 0, "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_work_and_health_checks_make_no_traces() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (served, channel) = Served::start(
+        service_in(dir.path()),
+        &["--otlp-endpoint", &endpoint, "--health-probe-seconds", "1"],
+    )
+    .await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for _ in 0..3 {
+        health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .expect("health");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop(served);
+    assert_eq!(names(&receiver.spans()), Vec::<&str>::new());
+}

@@ -42,7 +42,7 @@ impl<S> Traced<S> {
 
 /// Whether this thread is inside a span (a call's, or a stream's task's).
 fn in_call() -> bool {
-    tracing::dispatcher::get_default(|d| d.current_span().is_known())
+    tracing::dispatcher::get_default(|d| d.current_span().id().is_some())
 }
 
 /// The span of one operation; each operation is its own callsite, so the span carries its name.
