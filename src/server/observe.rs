@@ -102,10 +102,12 @@ impl Call {
                 otel.kind = Empty
             )
         };
-        match telemetry::join_trace(&span, request.headers(), service, method) {
-            Some(trace) => span.record("trace_id", trace.as_str()),
-            None => span.record("trace_id", telemetry::caller_trace_id(request.headers())),
-        };
+        // Recorded only when known: an empty record would leave a stray space in text logs.
+        if let Some(trace) = telemetry::join_trace(&span, request.headers(), service, method) {
+            span.record("trace_id", trace.as_str());
+        } else if let Some(trace) = telemetry::caller_trace_id(request.headers()) {
+            span.record("trace_id", trace);
+        }
         if rpc.is_none() {
             span.in_scope(|| tracing::debug!(path = %request.uri().path(), "no such method"));
         }
