@@ -100,7 +100,7 @@ where
         .with_threads(false)
         .with_location(false)
         .with_target(false)
-        .with_filter(filter_fn(|meta| {
+        .with_filter(super::Fresh(filter_fn(|meta| {
             if meta.is_span() {
                 meta.target().starts_with("library_service")
                     && *meta.level() <= Level::DEBUG
@@ -109,7 +109,7 @@ where
             } else {
                 *meta.level() <= Level::WARN
             }
-        }));
+        })));
     let traces = Traces {
         provider: Some(provider),
     };
