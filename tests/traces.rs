@@ -182,7 +182,8 @@ async fn a_call_is_exported_as_a_child_of_the_callers_span_with_its_store_querie
     let endpoint = receiver.start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cmd = service_in(dir.path());
-    cmd.args(["--log-format", "json"]);
+    cmd.args(["--log-format", "json"])
+        .env("OTEL_RESOURCE_ATTRIBUTES", "k8s.pod.name=library-0");
     let (served, channel) = Served::start(cmd, &["--otlp-endpoint", &endpoint]).await;
     let user = Uuid::new_v4();
     let token = session_token(user);
@@ -228,6 +229,11 @@ async fn a_call_is_exported_as_a_child_of_the_callers_span_with_its_store_querie
     assert_eq!(attrs["caller"], user.to_string());
     let resource = &spans[0].resource;
     assert_eq!(resource["service.name"], "library-service");
+    assert_eq!(resource["service.version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        resource["k8s.pod.name"], "library-0",
+        "as deploy/kubernetes.yaml sets it"
+    );
 
     // The store's query, and the group commit that wrote the play, beneath the call.
     let query = named(&spans, "record_plays");

@@ -2,10 +2,9 @@
 //! conventional gRPC server metrics (started, handled by code, handling time), the `ratelimit-*`
 //! response metadata, one span per call (service, method, caller and the caller's W3C trace id)
 //! inside which the call runs, so every log line of the call carries them (with
-//! `--otlp-endpoint` the span joins the caller's trace and is exported: `telemetry`), and one
-//! log line per
-//! call with method, caller, code and latency. It sits inside the gRPC-web layer, so browser
-//! calls are seen as the gRPC calls they become.
+//! `--otlp-endpoint` the span also joins the caller's trace and is exported: `telemetry`), and
+//! one log line per call with method, caller, code and latency. It sits inside the gRPC-web
+//! layer, so browser calls are seen as the gRPC calls they become.
 //!
 //! A call ends when its response body ends: a stream's status comes in the trailers after its
 //! last message, so the body is wrapped to read them.
