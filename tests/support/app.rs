@@ -88,7 +88,8 @@ impl TestApp {
     ) -> Self {
         // The server's logs, when a failing test needs them: LIBRARY_TEST_LOGS=1.
         if std::env::var_os("LIBRARY_TEST_LOGS").is_some() {
-            library_service::telemetry::init(library_service::config::LogFormat::Text);
+            let _ =
+                library_service::telemetry::init(library_service::config::LogFormat::Text, None);
         }
         let data_dir = std::env::temp_dir();
         let auth = Authenticator::from_config(&AuthConfig {
