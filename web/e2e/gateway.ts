@@ -1,6 +1,7 @@
 // Runs the platform's gateway (deploy/gateway/library.conf.template) in Debian's nginx for a test:
-// an nginx of its own (prefix, pid file, temp paths, logs) on a free port, with a certificate
-// from a test CA made here with the openssl CLI, in front of the replicas it is given.
+// an nginx of its own (prefix, pid file, temp paths, logs) on a free port, in front of the
+// replicas it is given, with certificates from a test CA made here with the openssl CLI: its own,
+// the replicas', and its client certificate for the mutual TLS hop to them.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
@@ -25,13 +26,23 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** A CA and a server certificate it signed for localhost and 127.0.0.1. */
+/** The name the gateway checks in the replicas' certificates, as in production (the Service's
+ * short name, which the replicas' Certificate lists). */
+export const UPSTREAM_NAME = "library-service";
+
+/** One test CA and what it signed: the gateway's certificate for localhost and 127.0.0.1, the
+ * replicas' certificate (for UPSTREAM_NAME and 127.0.0.1) and the gateway's client certificate
+ * for the mutual TLS hop to them. */
 export interface TestCertificates {
   caPath: string;
   certPath: string;
   keyPath: string;
-  /** base64 SHA-256 of the server key's SubjectPublicKeyInfo, for Chromium's SPKI pin. */
+  /** base64 SHA-256 of the gateway key's SubjectPublicKeyInfo, for Chromium's SPKI pin. */
   spki: string;
+  replicaCertPath: string;
+  replicaKeyPath: string;
+  clientCertPath: string;
+  clientKeyPath: string;
 }
 
 export function makeCertificates(dir: string): TestCertificates {
@@ -39,17 +50,38 @@ export function makeCertificates(dir: string): TestCertificates {
   const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
   openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
     "-subj", "/CN=library gateway test CA", "-keyout", path("ca.key"), "-out", path("ca.pem"));
-  openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-    "-subj", "/CN=localhost", "-keyout", path("gateway.key"), "-out", path("gateway.csr"));
-  writeFileSync(
-    path("gateway.ext"),
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
-  );
-  openssl("x509", "-req", "-in", path("gateway.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
-    "-CAcreateserial", "-days", "2", "-extfile", path("gateway.ext"), "-out", path("gateway.pem"));
+  const issue = (name: string, subject: string, extensions: string) => {
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+      "-subj", subject, "-keyout", path(`${name}.key`), "-out", path(`${name}.csr`));
+    writeFileSync(path(`${name}.ext`), `${extensions}\nbasicConstraints=CA:FALSE\n`);
+    openssl("x509", "-req", "-in", path(`${name}.csr`), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
+      "-CAcreateserial", "-days", "2", "-extfile", path(`${name}.ext`), "-out", path(`${name}.pem`));
+  };
+  issue("gateway", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth");
+  issue("replica", `/CN=${UPSTREAM_NAME}`, `subjectAltName=DNS:${UPSTREAM_NAME},IP:127.0.0.1\nextendedKeyUsage=serverAuth`);
+  issue("gateway-client", "/CN=library-gateway", "extendedKeyUsage=clientAuth");
   const der = execFileSync("openssl", ["pkey", "-in", path("gateway.key"), "-pubout", "-outform", "DER"]);
   const spki = execFileSync("openssl", ["dgst", "-sha256", "-binary"], { input: der }).toString("base64");
-  return { caPath: path("ca.pem"), certPath: path("gateway.pem"), keyPath: path("gateway.key"), spki };
+  return {
+    caPath: path("ca.pem"),
+    certPath: path("gateway.pem"),
+    keyPath: path("gateway.key"),
+    spki,
+    replicaCertPath: path("replica.pem"),
+    replicaKeyPath: path("replica.key"),
+    clientCertPath: path("gateway-client.pem"),
+    clientKeyPath: path("gateway-client.key"),
+  };
+}
+
+/** The replicas' flags for mutual TLS with these certificates: only clients with a certificate
+ * from the test CA (the gateway's) get through. */
+export function replicaTlsFlags(certificates: TestCertificates): string[] {
+  return [
+    "--tls-cert", certificates.replicaCertPath,
+    "--tls-key", certificates.replicaKeyPath,
+    "--tls-client-ca", certificates.caPath,
+  ];
 }
 
 /** The template with every placeholder filled; refuses to leave one unfilled. */
@@ -62,8 +94,9 @@ export function renderTemplate(values: Record<string, string>): string {
 }
 
 export interface GatewayOptions {
-  /** Replica addresses, `host:port`. */
+  /** Replica addresses, `host:port`, serving mutual TLS with `certificates` (replicaTlsFlags). */
   upstreams: string[];
+  certificates: TestCertificates;
   /** Regex of the browser origins allowed (the template's LIBRARY_GATEWAY_CORS_ORIGINS); by
    * default the site's origin. */
   corsOrigins?: string;
@@ -89,7 +122,7 @@ export class RunningGateway {
     const prefix = mkdtempSync(join(tmpdir(), "library-gateway-"));
     const port = await freePort();
     const sitePort = options.siteRoot ? await freePort() : undefined;
-    const certificates = makeCertificates(prefix);
+    const { certificates } = options;
     const siteUrl = sitePort ? `http://127.0.0.1:${sitePort}` : undefined;
     const corsOrigins = options.corsOrigins ?? (siteUrl ? `^${siteUrl.replaceAll(".", "\\.")}$` : "^$");
     mkdirSync(join(prefix, "library-gateway.d"));
@@ -107,6 +140,10 @@ export class RunningGateway {
         LIBRARY_GATEWAY_TLS_KEY: certificates.keyPath,
         LIBRARY_GATEWAY_UPSTREAM_SERVERS: options.upstreams.map((u) => `server ${u};`).join(" "),
         LIBRARY_GATEWAY_CORS_ORIGINS: corsOrigins,
+        LIBRARY_GATEWAY_UPSTREAM_CA: certificates.caPath,
+        LIBRARY_GATEWAY_UPSTREAM_NAME: UPSTREAM_NAME,
+        LIBRARY_GATEWAY_CLIENT_CERT: certificates.clientCertPath,
+        LIBRARY_GATEWAY_CLIENT_KEY: certificates.clientKeyPath,
       }),
     );
     const temp = (name: string) => `${name}_temp_path ${join(prefix, "temp", name)};`;
