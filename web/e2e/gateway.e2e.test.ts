@@ -18,7 +18,7 @@ import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, onTestFailed, test } from "vitest";
 
 import { LibraryService } from "../src/gen/audiohm/library/v1/library_pb.ts";
-import { makeCertificates, replicaTlsFlags, RunningGateway, UPSTREAM_HEADER } from "./gateway.ts";
+import { makeCertificates, replaceClientCertificate, replicaTlsFlags, RunningGateway, UPSTREAM_HEADER } from "./gateway.ts";
 import { buildService, RunningService, webDir } from "./service.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -523,6 +523,39 @@ describe.skipIf(!POSTGRES_URL)("The gateway in front of two replicas", () => {
       await victim.resume();
     }, 300_000);
   });
+
+  describe("when the gateway's client certificate is replaced", () => {
+    /** `n` calls at once through the gateway: the codes of those that failed. */
+    async function burst(n: number): Promise<string[]> {
+      const api = grpcClient(randomUUID());
+      const results = await Promise.allSettled(Array.from({ length: n }, () => api.getLibraryStats({})));
+      return results.flatMap((r) => (r.status === "rejected" ? [String(ConnectError.from(r.reason).code)] : []));
+    }
+
+    test("nginx reads it for each new connection to a replica: a renewal needs no reload", async () => {
+      logsOnFailure();
+      // More calls at once than nginx keeps connections to the replicas (the established ones:
+      // nothing else calls them now): some calls need a new connection, and a handshake.
+      const calls = connectionsTo([a, b], { establishedOnly: true }).size + 16;
+      // A certificate the replicas do not trust: new connections are refused...
+      replaceClientCertificate(gateway.certificates, { untrusted: true });
+      const refused = await burst(calls);
+      expect(refused.length).toBeGreaterThan(0);
+      expect(new Set(refused)).toEqual(new Set(["14"]));
+      // Under TLS 1.3 the replica's refusal comes after nginx sent the call, so nginx sees it
+      // while writing or reading ("alert unknown ca", or the connection already closed).
+      expect(gateway.errorLog()).toMatch(/SSL_\w+\(\) failed .* (to|from) upstream/);
+      // ...and a renewed one, from the replicas' CA, is used as soon as it is on disk.
+      replaceClientCertificate(gateway.certificates, { untrusted: false });
+      // nginx counted the refusals as failures of both replicas: it tries them again after
+      // fail_timeout (10 s).
+      await expect.poll(async () => (await burst(1)).length, { timeout: 20_000, interval: 500 }).toBe(0);
+      const before = connectionsTo([a, b]);
+      expect(await burst(calls)).toEqual([]);
+      const opened = [...connectionsTo([a, b])].filter((c) => !before.has(c));
+      expect(opened.length).toBeGreaterThan(0);
+    }, 60_000);
+  });
 });
 
 const TRACKS = Array.from({ length: 50 }, () => randomUUID());
@@ -536,13 +569,15 @@ function firstDifference(actual: string[], expected: string[]): number {
 
 /** The TCP connections (open, closing or recently closed: TIME_WAIT) to the replicas' ports,
  * as `local port>remote port`, from the kernel's table: a connection per call would leave one
- * each. */
-function connectionsTo(replicas: RunningService[]): Set<string> {
+ * each. With `establishedOnly`, those open now. */
+function connectionsTo(replicas: RunningService[], { establishedOnly = false } = {}): Set<string> {
   const ports = new Set(replicas.map((r) => Number(new URL(r.url).port)));
   const found = new Set<string>();
   for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
-    const [, local, remote] = line.trim().split(/\s+/);
+    const [, local, remote, state] = line.trim().split(/\s+/);
     if (!local || !remote) continue;
+    // 01: ESTABLISHED.
+    if (establishedOnly && state !== "01") continue;
     const localPort = Number.parseInt(local.split(":")[1] ?? "", 16);
     const remotePort = Number.parseInt(remote.split(":")[1] ?? "", 16);
     if (ports.has(remotePort)) found.add(`${localPort}>${remotePort}`);

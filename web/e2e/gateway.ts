@@ -3,10 +3,11 @@
 // replicas it is given, with certificates from a test CA made here with the openssl CLI: its own,
 // the replicas', and its client certificate for the mutual TLS hop to them.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 import { webDir } from "./service.ts";
 
@@ -45,21 +46,30 @@ export interface TestCertificates {
   clientKeyPath: string;
 }
 
+const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
+
+/** A self-signed CA, `<name>.pem` and `<name>.key` in `dir`. */
+function makeCa(dir: string, name: string, subject: string) {
+  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+    "-subj", subject, "-keyout", join(dir, `${name}.key`), "-out", join(dir, `${name}.pem`));
+}
+
+/** A certificate signed by the CA `ca` of `dir`: `<name>.pem` and `<name>.key`. */
+function issue(dir: string, ca: string, name: string, subject: string, extensions: string) {
+  const path = (file: string) => join(dir, file);
+  openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-subj", subject, "-keyout", path(`${name}.key`), "-out", path(`${name}.csr`));
+  writeFileSync(path(`${name}.ext`), `${extensions}\nbasicConstraints=CA:FALSE\n`);
+  openssl("x509", "-req", "-in", path(`${name}.csr`), "-CA", path(`${ca}.pem`), "-CAkey", path(`${ca}.key`),
+    "-CAcreateserial", "-days", "2", "-extfile", path(`${name}.ext`), "-out", path(`${name}.pem`));
+}
+
 export function makeCertificates(dir: string): TestCertificates {
   const path = (name: string) => join(dir, name);
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
-  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-    "-subj", "/CN=library gateway test CA", "-keyout", path("ca.key"), "-out", path("ca.pem"));
-  const issue = (name: string, subject: string, extensions: string) => {
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-      "-subj", subject, "-keyout", path(`${name}.key`), "-out", path(`${name}.csr`));
-    writeFileSync(path(`${name}.ext`), `${extensions}\nbasicConstraints=CA:FALSE\n`);
-    openssl("x509", "-req", "-in", path(`${name}.csr`), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
-      "-CAcreateserial", "-days", "2", "-extfile", path(`${name}.ext`), "-out", path(`${name}.pem`));
-  };
-  issue("gateway", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth");
-  issue("replica", `/CN=${UPSTREAM_NAME}`, `subjectAltName=DNS:${UPSTREAM_NAME},IP:127.0.0.1\nextendedKeyUsage=serverAuth`);
-  issue("gateway-client", "/CN=library-gateway", "extendedKeyUsage=clientAuth");
+  makeCa(dir, "ca", "/CN=library gateway test CA");
+  issue(dir, "ca", "gateway", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth");
+  issue(dir, "ca", "replica", `/CN=${UPSTREAM_NAME}`, `subjectAltName=DNS:${UPSTREAM_NAME},IP:127.0.0.1\nextendedKeyUsage=serverAuth`);
+  issue(dir, "ca", "gateway-client", "/CN=library-gateway", "extendedKeyUsage=clientAuth");
   const der = execFileSync("openssl", ["pkey", "-in", path("gateway.key"), "-pubout", "-outform", "DER"]);
   const spki = execFileSync("openssl", ["dgst", "-sha256", "-binary"], { input: der }).toString("base64");
   return {
@@ -72,6 +82,22 @@ export function makeCertificates(dir: string): TestCertificates {
     clientCertPath: path("gateway-client.pem"),
     clientKeyPath: path("gateway-client.key"),
   };
+}
+
+/** Puts a new client certificate and key (a new key pair) where the gateway reads them, as a
+ * renewal does: from the test CA, or, with `untrusted`, from a CA the replicas do not know. Each
+ * file is replaced in one rename, so nginx never reads half of one. */
+export function replaceClientCertificate(certificates: TestCertificates, { untrusted }: { untrusted: boolean }) {
+  const dir = dirname(certificates.clientCertPath);
+  const name = `client-${randomBytes(4).toString("hex")}`;
+  let ca = "ca";
+  if (untrusted) {
+    ca = `${name}-ca`;
+    makeCa(dir, ca, "/CN=a CA the replicas do not trust");
+  }
+  issue(dir, ca, name, "/CN=library-gateway", "extendedKeyUsage=clientAuth");
+  renameSync(join(dir, `${name}.key`), certificates.clientKeyPath);
+  renameSync(join(dir, `${name}.pem`), certificates.clientCertPath);
 }
 
 /** The replicas' flags for mutual TLS with these certificates: only clients with a certificate
