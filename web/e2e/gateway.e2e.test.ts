@@ -1,7 +1,8 @@
 // The platform's gateway (deploy/gateway/library.conf.template, in Debian's nginx) in front of two
-// replicas of the real service on one PostgreSQL database, reached over HTTPS with a test CA:
-// the page and its gRPC-web calls from Chromium, gRPC from buf curl and connect-node, calls
-// balanced per call across the replicas, and what clients see when a replica is killed.
+// replicas of the real service on one PostgreSQL database, reached over HTTPS with a test CA, the
+// replicas serving mutual TLS to the gateway as in production: the page and its gRPC-web calls
+// from Chromium, gRPC from buf curl and connect-node, calls balanced per call across the
+// replicas, and what clients see when a replica is killed.
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -17,7 +18,7 @@ import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, onTestFailed, test } from "vitest";
 
 import { LibraryService } from "../src/gen/audiohm/library/v1/library_pb.ts";
-import { RunningGateway, UPSTREAM_HEADER } from "./gateway.ts";
+import { makeCertificates, replaceClientCertificate, replicaTlsFlags, RunningGateway, UPSTREAM_HEADER } from "./gateway.ts";
 import { buildService, RunningService, webDir } from "./service.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -53,23 +54,28 @@ describe.skipIf(!POSTGRES_URL)("The gateway in front of two replicas", () => {
   let b: RunningService;
   let gateway: RunningGateway;
   let site: string;
+  let certificateDir: string;
   let browser: Browser;
   let ca: Buffer;
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     const binary = buildService();
+    certificateDir = mkdtempSync(join(tmpdir(), "library-certificates-"));
+    const certificates = makeCertificates(certificateDir);
     // Quotas well above what the tests send: they are not what is tested here.
     const flags = [
       "--shutdown-grace", "1",
       "--rate-writes-per-minute", "100000",
       "--rate-reads-per-minute", "100000",
       "--rate-streams-per-minute", "10000",
+      // Mutual TLS on the service port: the gateway is let in by its client certificate.
+      ...replicaTlsFlags(certificates),
     ];
     a = await RunningService.start(binary, { postgresUrl: POSTGRES_URL }, flags);
     b = await a.replica();
     site = mkdtempSync(join(tmpdir(), "library-site-"));
-    gateway = await RunningGateway.start({ upstreams: [a.address, b.address], siteRoot: site });
+    gateway = await RunningGateway.start({ upstreams: [a.address, b.address], certificates, siteRoot: site });
     ca = readFileSync(gateway.certificates.caPath);
     // The page as the rest of the site hosts it: built to call the gateway, on another origin.
     process.env.VITE_LIBRARY_URL = gateway.url;
@@ -94,6 +100,7 @@ describe.skipIf(!POSTGRES_URL)("The gateway in front of two replicas", () => {
     await b?.stop();
     await a?.stop();
     if (site) rmSync(site, { recursive: true, force: true });
+    if (certificateDir) rmSync(certificateDir, { recursive: true, force: true });
   });
 
   const logsOnFailure = () =>
@@ -269,6 +276,50 @@ describe.skipIf(!POSTGRES_URL)("The gateway in front of two replicas", () => {
     });
   });
 
+  describe("between the gateway and the replicas", () => {
+    /** What `buf curl` straight to a replica (not through the gateway) gets for a call without a
+     * token: the error's code, and its message. */
+    function callReplica(url: string, flags: string[]): { code: string; message: string } {
+      let output: string;
+      try {
+        output = execFileSync(
+          BUF,
+          [
+            "curl", "--protocol", "grpc", "--schema", join(webDir, "..", "proto"), ...flags,
+            "-d", "{}", `${url}/audiohm.library.v1.LibraryService/GetLibraryStats`,
+          ],
+          { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+        );
+      } catch (error) {
+        // buf curl prints an error status on stderr.
+        output = String((error as { stderr?: string }).stderr);
+      }
+      return JSON.parse(output) as { code: string; message: string };
+    }
+
+    test("the hop is mutual TLS: a replica lets in a client with the gateway's certificate, and no one without one", () => {
+      logsOnFailure();
+      const { caPath, clientCertPath, clientKeyPath } = gateway.certificates;
+      for (const replica of [a, b]) {
+        expect(replica.logs.some((l) => l.includes("serving gRPC and gRPC-web over TLS") && l.includes('"mutual":true'))).toBe(true);
+        // With the gateway's client certificate the call reaches the service, which asks for a
+        // token (16: the JWT is still required behind mutual TLS).
+        const withCertificate = callReplica(replica.url, ["--cacert", caPath, "--cert", clientCertPath, "--key", clientKeyPath]);
+        expect(withCertificate.code).toBe("unauthenticated");
+        // Without one it is refused at the handshake (usually "tls: certificate required"; with
+        // TLS 1.3 the client may see the connection cut instead), before the service sees a call.
+        const withoutCertificate = callReplica(replica.url, ["--cacert", caPath]);
+        expect(["unavailable", "canceled"]).toContain(withoutCertificate.code);
+        expect(withoutCertificate.message).not.toMatch(/authorization/);
+        // In plaintext: refused as well.
+        const plaintext = callReplica(`http://${replica.address}`, ["--http2-prior-knowledge"]);
+        expect(["unavailable", "canceled", "unknown", "internal"]).toContain(plaintext.code);
+      }
+      // nginx checked the replicas' certificates and showed its own without complaint.
+      expect(gateway.errorLog()).not.toMatch(/SSL_do_handshake|upstream SSL certificate|SSL_connect/);
+    });
+  });
+
   describe("for gRPC clients", () => {
     test("buf curl reaches health, reflection and the API through the gateway over TLS", () => {
       logsOnFailure();
@@ -318,11 +369,16 @@ describe.skipIf(!POSTGRES_URL)("The gateway in front of two replicas", () => {
       const api = grpcClient(randomUUID());
       const before = [replicaCalls(a, "GetLibraryStats"), replicaCalls(b, "GetLibraryStats")];
       const served: string[] = [];
+      const connectionsBefore = connectionsTo([a, b]);
       for (let i = 0; i < 20; i++) {
         await api.getLibraryStats({}, { onHeader: (h) => served.push(upstreamOf(h)) });
       }
       const byReplica = (r: RunningService) => served.filter((s) => s === r.address).length;
       expect(byReplica(a) + byReplica(b)).toBe(20);
+      // Over mutual TLS nginx still keeps its connections to the replicas: the 20 calls took
+      // idle ones from its pool (at most one new connection per replica), not one handshake each.
+      const opened = [...connectionsTo([a, b])].filter((c) => !connectionsBefore.has(c));
+      expect(opened.length).toBeLessThanOrEqual(2);
       expect(byReplica(a)).toBeGreaterThanOrEqual(5);
       expect(byReplica(b)).toBeGreaterThanOrEqual(5);
       // Each replica's own log shows the calls it served.
@@ -467,6 +523,39 @@ describe.skipIf(!POSTGRES_URL)("The gateway in front of two replicas", () => {
       await victim.resume();
     }, 300_000);
   });
+
+  describe("when the gateway's client certificate is replaced", () => {
+    /** `n` calls at once through the gateway: the codes of those that failed. */
+    async function burst(n: number): Promise<string[]> {
+      const api = grpcClient(randomUUID());
+      const results = await Promise.allSettled(Array.from({ length: n }, () => api.getLibraryStats({})));
+      return results.flatMap((r) => (r.status === "rejected" ? [String(ConnectError.from(r.reason).code)] : []));
+    }
+
+    test("nginx reads it for each new connection to a replica: a renewal needs no reload", async () => {
+      logsOnFailure();
+      // More calls at once than nginx keeps connections to the replicas (the established ones:
+      // nothing else calls them now): some calls need a new connection, and a handshake.
+      const calls = connectionsTo([a, b], { establishedOnly: true }).size + 16;
+      // A certificate the replicas do not trust: new connections are refused...
+      replaceClientCertificate(gateway.certificates, { untrusted: true });
+      const refused = await burst(calls);
+      expect(refused.length).toBeGreaterThan(0);
+      expect(new Set(refused)).toEqual(new Set(["14"]));
+      // Under TLS 1.3 the replica's refusal comes after nginx sent the call, so nginx sees it
+      // while writing or reading ("alert unknown ca", or the connection already closed).
+      expect(gateway.errorLog()).toMatch(/SSL_\w+\(\) failed .* (to|from) upstream/);
+      // ...and a renewed one, from the replicas' CA, is used as soon as it is on disk.
+      replaceClientCertificate(gateway.certificates, { untrusted: false });
+      // nginx counted the refusals as failures of both replicas: it tries them again after
+      // fail_timeout (10 s).
+      await expect.poll(async () => (await burst(1)).length, { timeout: 20_000, interval: 500 }).toBe(0);
+      const before = connectionsTo([a, b]);
+      expect(await burst(calls)).toEqual([]);
+      const opened = [...connectionsTo([a, b])].filter((c) => !before.has(c));
+      expect(opened.length).toBeGreaterThan(0);
+    }, 60_000);
+  });
 });
 
 const TRACKS = Array.from({ length: 50 }, () => randomUUID());
@@ -476,6 +565,24 @@ function firstDifference(actual: string[], expected: string[]): number {
   const n = Math.max(actual.length, expected.length);
   for (let i = 0; i < n; i++) if (actual[i] !== expected[i]) return i;
   return -1;
+}
+
+/** The TCP connections (open, closing or recently closed: TIME_WAIT) to the replicas' ports,
+ * as `local port>remote port`, from the kernel's table: a connection per call would leave one
+ * each. With `establishedOnly`, those open now. */
+function connectionsTo(replicas: RunningService[], { establishedOnly = false } = {}): Set<string> {
+  const ports = new Set(replicas.map((r) => Number(new URL(r.url).port)));
+  const found = new Set<string>();
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const [, local, remote, state] = line.trim().split(/\s+/);
+    if (!local || !remote) continue;
+    // 01: ESTABLISHED.
+    if (establishedOnly && state !== "01") continue;
+    const localPort = Number.parseInt(local.split(":")[1] ?? "", 16);
+    const remotePort = Number.parseInt(remote.split(":")[1] ?? "", 16);
+    if (ports.has(remotePort)) found.add(`${localPort}>${remotePort}`);
+  }
+  return found;
 }
 
 /** One HTTPS request trusting `ca`; the status and headers. */

@@ -1,11 +1,13 @@
 // Runs the platform's gateway (deploy/gateway/library.conf.template) in Debian's nginx for a test:
-// an nginx of its own (prefix, pid file, temp paths, logs) on a free port, with a certificate
-// from a test CA made here with the openssl CLI, in front of the replicas it is given.
+// an nginx of its own (prefix, pid file, temp paths, logs) on a free port, in front of the
+// replicas it is given, with certificates from a test CA made here with the openssl CLI: its own,
+// the replicas', and its client certificate for the mutual TLS hop to them.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 import { webDir } from "./service.ts";
 
@@ -25,31 +27,87 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** A CA and a server certificate it signed for localhost and 127.0.0.1. */
+/** The name the gateway checks in the replicas' certificates, as in production (the Service's
+ * short name, which the replicas' Certificate lists). */
+export const UPSTREAM_NAME = "library-service";
+
+/** One test CA and what it signed: the gateway's certificate for localhost and 127.0.0.1, the
+ * replicas' certificate (for UPSTREAM_NAME and 127.0.0.1) and the gateway's client certificate
+ * for the mutual TLS hop to them. */
 export interface TestCertificates {
   caPath: string;
   certPath: string;
   keyPath: string;
-  /** base64 SHA-256 of the server key's SubjectPublicKeyInfo, for Chromium's SPKI pin. */
+  /** base64 SHA-256 of the gateway key's SubjectPublicKeyInfo, for Chromium's SPKI pin. */
   spki: string;
+  replicaCertPath: string;
+  replicaKeyPath: string;
+  clientCertPath: string;
+  clientKeyPath: string;
+}
+
+const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
+
+/** A self-signed CA, `<name>.pem` and `<name>.key` in `dir`. */
+function makeCa(dir: string, name: string, subject: string) {
+  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+    "-subj", subject, "-keyout", join(dir, `${name}.key`), "-out", join(dir, `${name}.pem`));
+}
+
+/** A certificate signed by the CA `ca` of `dir`: `<name>.pem` and `<name>.key`. */
+function issue(dir: string, ca: string, name: string, subject: string, extensions: string) {
+  const path = (file: string) => join(dir, file);
+  openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-subj", subject, "-keyout", path(`${name}.key`), "-out", path(`${name}.csr`));
+  writeFileSync(path(`${name}.ext`), `${extensions}\nbasicConstraints=CA:FALSE\n`);
+  openssl("x509", "-req", "-in", path(`${name}.csr`), "-CA", path(`${ca}.pem`), "-CAkey", path(`${ca}.key`),
+    "-CAcreateserial", "-days", "2", "-extfile", path(`${name}.ext`), "-out", path(`${name}.pem`));
 }
 
 export function makeCertificates(dir: string): TestCertificates {
   const path = (name: string) => join(dir, name);
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
-  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-    "-subj", "/CN=library gateway test CA", "-keyout", path("ca.key"), "-out", path("ca.pem"));
-  openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-    "-subj", "/CN=localhost", "-keyout", path("gateway.key"), "-out", path("gateway.csr"));
-  writeFileSync(
-    path("gateway.ext"),
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
-  );
-  openssl("x509", "-req", "-in", path("gateway.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
-    "-CAcreateserial", "-days", "2", "-extfile", path("gateway.ext"), "-out", path("gateway.pem"));
+  makeCa(dir, "ca", "/CN=library gateway test CA");
+  issue(dir, "ca", "gateway", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth");
+  issue(dir, "ca", "replica", `/CN=${UPSTREAM_NAME}`, `subjectAltName=DNS:${UPSTREAM_NAME},IP:127.0.0.1\nextendedKeyUsage=serverAuth`);
+  issue(dir, "ca", "gateway-client", "/CN=library-gateway", "extendedKeyUsage=clientAuth");
   const der = execFileSync("openssl", ["pkey", "-in", path("gateway.key"), "-pubout", "-outform", "DER"]);
   const spki = execFileSync("openssl", ["dgst", "-sha256", "-binary"], { input: der }).toString("base64");
-  return { caPath: path("ca.pem"), certPath: path("gateway.pem"), keyPath: path("gateway.key"), spki };
+  return {
+    caPath: path("ca.pem"),
+    certPath: path("gateway.pem"),
+    keyPath: path("gateway.key"),
+    spki,
+    replicaCertPath: path("replica.pem"),
+    replicaKeyPath: path("replica.key"),
+    clientCertPath: path("gateway-client.pem"),
+    clientKeyPath: path("gateway-client.key"),
+  };
+}
+
+/** Puts a new client certificate and key (a new key pair) where the gateway reads them, as a
+ * renewal does: from the test CA, or, with `untrusted`, from a CA the replicas do not know. Each
+ * file is replaced in one rename, so nginx never reads half of one. */
+export function replaceClientCertificate(certificates: TestCertificates, { untrusted }: { untrusted: boolean }) {
+  const dir = dirname(certificates.clientCertPath);
+  const name = `client-${randomBytes(4).toString("hex")}`;
+  let ca = "ca";
+  if (untrusted) {
+    ca = `${name}-ca`;
+    makeCa(dir, ca, "/CN=a CA the replicas do not trust");
+  }
+  issue(dir, ca, name, "/CN=library-gateway", "extendedKeyUsage=clientAuth");
+  renameSync(join(dir, `${name}.key`), certificates.clientKeyPath);
+  renameSync(join(dir, `${name}.pem`), certificates.clientCertPath);
+}
+
+/** The replicas' flags for mutual TLS with these certificates: only clients with a certificate
+ * from the test CA (the gateway's) get through. */
+export function replicaTlsFlags(certificates: TestCertificates): string[] {
+  return [
+    "--tls-cert", certificates.replicaCertPath,
+    "--tls-key", certificates.replicaKeyPath,
+    "--tls-client-ca", certificates.caPath,
+  ];
 }
 
 /** The template with every placeholder filled; refuses to leave one unfilled. */
@@ -62,8 +120,9 @@ export function renderTemplate(values: Record<string, string>): string {
 }
 
 export interface GatewayOptions {
-  /** Replica addresses, `host:port`. */
+  /** Replica addresses, `host:port`, serving mutual TLS with `certificates` (replicaTlsFlags). */
   upstreams: string[];
+  certificates: TestCertificates;
   /** Regex of the browser origins allowed (the template's LIBRARY_GATEWAY_CORS_ORIGINS); by
    * default the site's origin. */
   corsOrigins?: string;
@@ -89,7 +148,7 @@ export class RunningGateway {
     const prefix = mkdtempSync(join(tmpdir(), "library-gateway-"));
     const port = await freePort();
     const sitePort = options.siteRoot ? await freePort() : undefined;
-    const certificates = makeCertificates(prefix);
+    const { certificates } = options;
     const siteUrl = sitePort ? `http://127.0.0.1:${sitePort}` : undefined;
     const corsOrigins = options.corsOrigins ?? (siteUrl ? `^${siteUrl.replaceAll(".", "\\.")}$` : "^$");
     mkdirSync(join(prefix, "library-gateway.d"));
@@ -107,6 +166,10 @@ export class RunningGateway {
         LIBRARY_GATEWAY_TLS_KEY: certificates.keyPath,
         LIBRARY_GATEWAY_UPSTREAM_SERVERS: options.upstreams.map((u) => `server ${u};`).join(" "),
         LIBRARY_GATEWAY_CORS_ORIGINS: corsOrigins,
+        LIBRARY_GATEWAY_UPSTREAM_CA: certificates.caPath,
+        LIBRARY_GATEWAY_UPSTREAM_NAME: UPSTREAM_NAME,
+        LIBRARY_GATEWAY_CLIENT_CERT: certificates.clientCertPath,
+        LIBRARY_GATEWAY_CLIENT_KEY: certificates.clientKeyPath,
       }),
     );
     const temp = (name: string) => `${name}_temp_path ${join(prefix, "temp", name)};`;

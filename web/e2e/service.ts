@@ -68,7 +68,7 @@ export class RunningService {
       cleanup();
       throw error;
     });
-    return new RunningService(`http://${address}`, binary, shared, extra, child, cleanup, logs);
+    return new RunningService(`${scheme(extra)}://${address}`, binary, shared, extra, child, cleanup, logs);
   }
 
   /** Another process on the same database (PostgreSQL: SQLite's file is one process's). */
@@ -77,7 +77,7 @@ export class RunningService {
     const logs: string[] = [];
     const cleanup = () => rmSync(dataDir, { recursive: true, force: true });
     const { child, address } = await launch(this.binary, this.shared, dataDir, "127.0.0.1:0", extra, logs);
-    return new RunningService(`http://${address}`, this.binary, this.shared, extra, child, cleanup, logs);
+    return new RunningService(`${scheme(extra)}://${address}`, this.binary, this.shared, extra, child, cleanup, logs);
   }
 
   /** Stops the process, as a deployment does (SIGTERM: open streams end with UNAVAILABLE after
@@ -132,6 +132,9 @@ export class RunningService {
   }
 }
 
+/** The port speaks TLS only with --tls-cert. */
+const scheme = (extra: string[]) => (extra.includes("--tls-cert") ? "https" : "http");
+
 /** Spawns the service and waits until it says where it listens. */
 async function launch(
   binary: string,
@@ -163,7 +166,8 @@ async function launch(
       logs.push(line);
       try {
         const event = JSON.parse(line) as { message?: string; addr?: string };
-        if (event.message === "serving gRPC and gRPC-web" && event.addr) {
+        // "... over TLS" with --tls-cert: the port is open either way once this is logged.
+        if (event.message?.startsWith("serving gRPC and gRPC-web") && event.addr) {
           clearTimeout(timer);
           resolve(event.addr);
         }
