@@ -23,8 +23,8 @@ use crate::{
     auth::Authenticator,
     config::ServeArgs,
     grpc::{
-        AdminApi, AuthInterceptor, DatabaseGate, Drain, LibraryApi, Limits, QuotaService,
-        SharedQuota,
+        AdminApi, AuthInterceptor, DatabaseGate, Drain, KeyRefreshService, LibraryApi, Limits,
+        QuotaService, SharedQuota,
     },
     pb::{
         library_admin_service_server::LibraryAdminServiceServer,
@@ -163,32 +163,38 @@ async fn serve<S: Store>(
     );
     let interceptor = AuthInterceptor::new(settings.auth.clone());
     let max_message = serve.limits.max_message_bytes;
-    let admin = InterceptedService::new(
-        QuotaService::new(
-            LibraryAdminServiceServer::new(AdminApi::new(
-                store.clone(),
-                drain.clone(),
+    let admin = KeyRefreshService::new(
+        InterceptedService::new(
+            QuotaService::new(
+                LibraryAdminServiceServer::new(AdminApi::new(
+                    store.clone(),
+                    drain.clone(),
+                    limits.clone(),
+                ))
+                .max_decoding_message_size(max_message),
                 limits.clone(),
-            ))
-            .max_decoding_message_size(max_message),
-            limits.clone(),
-            gate.clone(),
+                gate.clone(),
+            ),
+            interceptor.clone(),
         ),
-        interceptor.clone(),
+        settings.auth.clone(),
     );
-    let library = InterceptedService::new(
-        QuotaService::new(
-            LibraryServiceServer::new(LibraryApi::new(
-                store,
-                drain,
-                limits.clone(),
-                serve.counting.rule().map_err(anyhow::Error::msg)?,
-            ))
-            .max_decoding_message_size(max_message),
-            limits,
-            gate,
+    let library = KeyRefreshService::new(
+        InterceptedService::new(
+            QuotaService::new(
+                LibraryServiceServer::new(LibraryApi::new(
+                    store,
+                    drain,
+                    limits.clone(),
+                    serve.counting.rule().map_err(anyhow::Error::msg)?,
+                ))
+                .max_decoding_message_size(max_message),
+                limits,
+                gate,
+            ),
+            interceptor,
         ),
-        interceptor,
+        settings.auth.clone(),
     );
     let enabled = serve.reflection;
     let reflection_v1 = enabled

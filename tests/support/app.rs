@@ -66,21 +66,24 @@ impl TestApp {
 
     /// With `public_keys` (`[KID=]PATH`) the server also verifies tokens signed by those keys.
     pub async fn spawn_with_keys(db: TestDb, serve: ServeArgs, public_keys: Vec<String>) -> Self {
+        Self::spawn_with_auth(
+            db,
+            serve,
+            AuthConfig {
+                public_keys,
+                ..auth_config()
+            },
+        )
+        .await
+    }
+
+    /// With keys configured as `auth` says (e.g. a JWKS URL).
+    pub async fn spawn_with_auth(db: TestDb, serve: ServeArgs, auth: AuthConfig) -> Self {
         // The server's logs, when a failing test needs them: LIBRARY_TEST_LOGS=1.
         if std::env::var_os("LIBRARY_TEST_LOGS").is_some() {
             library_service::telemetry::init(library_service::config::LogFormat::Text);
         }
-        let data_dir = std::env::temp_dir();
-        let auth = Authenticator::from_config(&AuthConfig {
-            hs256_secret: Some(SECRET.into()),
-            hs256_kid: None,
-            public_keys,
-            issuer: Some(ISSUER.into()),
-            audience: Some(AUDIENCE.into()),
-            leeway_seconds: 5,
-            data_dir,
-        })
-        .expect("test keys load");
+        let auth = Authenticator::connect(&auth).await.expect("test keys load");
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
@@ -159,6 +162,20 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// The tests' secret, issuer and audience.
+pub fn auth_config() -> AuthConfig {
+    AuthConfig {
+        hs256_secret: Some(SECRET.into()),
+        hs256_kid: None,
+        public_keys: Vec::new(),
+        issuer: Some(ISSUER.into()),
+        audience: Some(AUDIENCE.into()),
+        leeway_seconds: 5,
+        data_dir: std::env::temp_dir(),
+        jwks: None,
     }
 }
 

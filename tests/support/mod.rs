@@ -4,4 +4,5 @@ pub mod cluster;
 pub mod db;
 pub mod library;
 pub mod process;
+pub mod provider;
 pub mod redis;
