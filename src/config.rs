@@ -503,6 +503,45 @@ mod tests {
     }
 
     #[test]
+    fn a_jwks_url_or_an_oidc_issuer_names_where_keys_are_fetched() {
+        let (common, _) = parse(&["--jwt-jwks-url", "https://idp.test/jwks.json"]).unwrap();
+        let jwks = common.auth_config().jwks.expect("a jwks source");
+        assert!(matches!(jwks.source, JwksSource::Url(u) if u == "https://idp.test/jwks.json"));
+        assert_eq!(jwks.refresh, std::time::Duration::from_secs(300));
+        assert!(!jwks.allow_http);
+
+        let (common, _) = parse(&["serve", "--jwt-oidc-issuer", "https://idp.test"]).unwrap();
+        let jwks = common.auth_config().jwks.expect("a jwks source");
+        assert!(matches!(jwks.source, JwksSource::OidcIssuer(i) if i == "https://idp.test"));
+        let (common, _) = parse(&[]).unwrap();
+        assert!(common.auth_config().jwks.is_none());
+    }
+
+    #[test]
+    fn a_jwks_url_and_an_oidc_issuer_together_or_a_refresh_under_a_minute_are_refused() {
+        let both = parse(&[
+            "--jwt-jwks-url",
+            "https://a/j",
+            "--jwt-oidc-issuer",
+            "https://a",
+        ]);
+        assert_eq!(
+            both.err().map(|e| e.kind()),
+            Some(ErrorKind::ArgumentConflict)
+        );
+        let fast = parse(&[
+            "--jwt-jwks-url",
+            "https://a/j",
+            "--jwt-jwks-refresh-seconds",
+            "5",
+        ]);
+        assert_eq!(
+            fast.err().map(|e| e.kind()),
+            Some(ErrorKind::ValueValidation)
+        );
+    }
+
+    #[test]
     fn defaults_in_code_are_the_documented_defaults_of_the_flags() {
         let serve = ServeArgs::default();
         assert_eq!(serve.listen, SocketAddr::from(([127, 0, 0, 1], 50051)));
