@@ -274,7 +274,7 @@ async fn a_certificate_the_ca_does_not_vouch_for_fails_start_up_at_once() {
     .err()
     .expect("refused");
     assert!(
-        format!("{refused:#}").contains("certificate"),
+        format!("{refused:#}").contains("--jwt-jwks-ca"),
         "{refused:#}"
     );
 }
@@ -329,4 +329,28 @@ async fn start_up_waits_while_the_provider_is_down_and_serves_once_it_is_up() {
         ))
         .await
         .expect("serves tokens of the provider's keys");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_larger_than_a_jwks_could_be_is_refused() {
+    let (tls, dir) = (TestTls::new(), tempfile::tempdir().expect("dir"));
+    let provider = Provider::https(&tls, &["ed-2025"]).await;
+    let padding = "x".repeat(64 * 1024);
+    provider.publish_raw(
+        (0..20)
+            .map(|i| json!({ "kty": "oct", "kid": format!("pad-{i}"), "k": padding }))
+            .collect(),
+    );
+    let auth = AuthConfig {
+        jwks: Some(jwks(JwksSource::Url(provider.jwks_url()), Some(&tls), &dir)),
+        ..auth_config()
+    };
+    let refused = library_service::auth::Authenticator::connect(&auth)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{refused:#}").contains("larger than 1048576 bytes"),
+        "{refused:#}"
+    );
 }

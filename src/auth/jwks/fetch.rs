@@ -107,7 +107,10 @@ impl Fetcher {
             let why = format!("GET {uri}: {}", chain(&e));
             // A certificate the roots do not accept will not start being accepted by waiting.
             if is_tls_error(&e) {
-                FetchError::Invalid(why)
+                FetchError::Invalid(format!(
+                    "{why} (the server's certificate must chain to --jwt-jwks-ca, or to the \
+                     system's CA certificates without it)"
+                ))
             } else {
                 FetchError::Unreachable(why)
             }
