@@ -163,38 +163,37 @@ async fn serve<S: Store>(
     );
     let interceptor = AuthInterceptor::new(settings.auth.clone());
     let max_message = serve.limits.max_message_bytes;
-    let admin = KeyRefreshService::new(
-        InterceptedService::new(
-            QuotaService::new(
-                LibraryAdminServiceServer::new(AdminApi::new(
-                    store.clone(),
-                    drain.clone(),
-                    limits.clone(),
-                ))
-                .max_decoding_message_size(max_message),
+    let admin = InterceptedService::new(
+        QuotaService::new(
+            LibraryAdminServiceServer::new(AdminApi::new(
+                store.clone(),
+                drain.clone(),
                 limits.clone(),
-                gate.clone(),
-            ),
-            interceptor.clone(),
+            ))
+            .max_decoding_message_size(max_message),
+            limits.clone(),
+            gate.clone(),
         ),
-        settings.auth.clone(),
+        interceptor.clone(),
     );
-    let library = KeyRefreshService::new(
-        InterceptedService::new(
-            QuotaService::new(
-                LibraryServiceServer::new(LibraryApi::new(
-                    store,
-                    drain,
-                    limits.clone(),
-                    serve.counting.rule().map_err(anyhow::Error::msg)?,
-                ))
-                .max_decoding_message_size(max_message),
-                limits,
-                gate,
-            ),
-            interceptor,
+    let library = InterceptedService::new(
+        QuotaService::new(
+            LibraryServiceServer::new(LibraryApi::new(
+                store,
+                drain,
+                limits.clone(),
+                serve.counting.rule().map_err(anyhow::Error::msg)?,
+            ))
+            .max_decoding_message_size(max_message),
+            limits,
+            gate,
         ),
-        settings.auth.clone(),
+        interceptor,
+    );
+    // Outside the interceptor: where a token of a just-rotated key may wait for its JWKS fetch.
+    let (admin, library) = (
+        KeyRefreshService::new(admin, settings.auth.clone()),
+        KeyRefreshService::new(library, settings.auth.clone()),
     );
     let enabled = serve.reflection;
     let reflection_v1 = enabled
