@@ -17,7 +17,7 @@ COPY --from=build /src/target/release/library-service /usr/local/bin/library-ser
 USER 10001
 WORKDIR /var/lib/library
 # gRPC, gRPC-web, health and reflection on one port; Prometheus metrics on another.
-EXPOSE 50051 9090
+EXPOSE 50051 50052 9090
 ENV LIBRARY_LISTEN=0.0.0.0:50051 \
     LIBRARY_METRICS_LISTEN=0.0.0.0:9090 \
     LIBRARY_LOG_FORMAT=json

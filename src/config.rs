@@ -257,6 +257,40 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub counting: CountingArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS on the service port. Without `--tls-cert` the port speaks plaintext (behind a mesh or a
+/// gateway that terminates TLS).
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct TlsArgs {
+    /// Serve TLS with this certificate chain (PEM, leaf first). Re-read when it changes, so a
+    /// renewed certificate needs no restart. Default: plaintext.
+    #[arg(long, env = "LIBRARY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1). Re-read with it.
+    #[arg(long, env = "LIBRARY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: callers must present a client certificate issued by a CA in this PEM file.
+    /// Re-read when it changes. Default: no client certificate asked for.
+    #[arg(long, env = "LIBRARY_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Seconds between two checks of the TLS files for changes.
+    #[arg(long, env = "LIBRARY_TLS_RELOAD_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub tls_reload_seconds: u64,
+    /// A second port, always plaintext, serving only the gRPC health service, e.g.
+    /// `0.0.0.0:50052`: for probes that cannot speak TLS or hold no client certificate (the
+    /// kubelet's gRPC probe). Default: none.
+    #[arg(long, env = "LIBRARY_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
+}
+
+impl Default for TlsArgs {
+    fn default() -> Self {
+        defaults()
+    }
 }
 
 /// What counts as a play: decided when a play is written and stored with it, so changing these
@@ -494,6 +528,22 @@ mod tests {
             let (common, _) = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             assert_eq!(common.log_format, LogFormat::Json, "{args:?}");
         }
+    }
+
+    #[test]
+    fn tls_flags_that_need_each_other_are_refused_alone() {
+        for (args, missing) in [
+            (&["--tls-cert", "c.pem"][..], "--tls-key"),
+            (&["serve", "--tls-key", "k.pem"][..], "--tls-cert"),
+            (&["--tls-client-ca", "ca.pem"][..], "--tls-cert"),
+        ] {
+            let refused = parse(args).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(refused.contains(missing), "{args:?}: {refused}");
+        }
+        let both = serve_args(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        assert_eq!(both.tls.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(ServeArgs::default().tls.tls_cert, None);
+        assert_eq!(TlsArgs::default().tls_reload_seconds, 10);
     }
 
     #[test]

@@ -7,16 +7,20 @@ use tonic::{
     service::interceptor::InterceptedService,
     transport::{Server, server::TcpIncoming},
 };
+use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_web::GrpcWebLayer;
 use tower::util::option_layer;
 
 mod observe;
 mod site;
 mod tasks;
+mod tls;
 mod web;
 
 use observe::ObserveLayer;
 use site::SiteLayer;
+use tls::Tls;
+pub use tls::crypto_provider;
 use web::{cors, reflection};
 
 use crate::{
@@ -47,6 +51,8 @@ pub struct Application {
     listener: TcpListener,
     database: Database,
     site: Option<SiteLayer>,
+    tls: Option<Tls>,
+    health_listener: Option<TcpListener>,
     settings: Settings,
 }
 
@@ -62,6 +68,16 @@ impl Application {
             .as_deref()
             .map(SiteLayer::new)
             .transpose()?;
+        // Before the database: a bad certificate is a configuration error to report at once.
+        let tls = Tls::load(&settings.serve.tls).await?;
+        let health_listener = match settings.serve.tls.health_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding --health-listen {addr}"))?,
+            ),
+            None => None,
+        };
         let (url, pool) = (&settings.database_url, settings.db_max_connections);
         let database = match DatabaseKind::of_url(url) {
             Some(DatabaseKind::Postgres) => {
@@ -81,6 +97,8 @@ impl Application {
             listener,
             database,
             site,
+            tls,
+            health_listener,
             settings,
         })
     }
@@ -100,9 +118,16 @@ impl Application {
             listener,
             database,
             site,
+            tls,
+            health_listener,
             settings,
         } = self;
-        with_store!(database, store => serve(store, settings, site, listener, shutdown).await)
+        let io = Incoming {
+            listener,
+            tls,
+            health_listener,
+        };
+        with_store!(database, store => serve(store, settings, site, io, shutdown).await)
     }
 }
 
@@ -127,11 +152,41 @@ where
     }
 }
 
+/// `--health-listen`: the health service alone, in plaintext, for probes that cannot present
+/// what the service port asks (TLS, a client certificate). It ends with the other background
+/// tasks, after the service port has drained, so probes see NOT_SERVING during the drain.
+fn health_port(
+    listener: TcpListener,
+    health: HealthServer<impl Health>,
+) -> tokio::task::JoinHandle<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving gRPC health in plaintext");
+    }
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(async move {
+        if let Err(e) = Server::builder()
+            .add_service(health)
+            .serve_with_incoming(incoming)
+            .await
+        {
+            tracing::error!(error = %e, "the health port stopped");
+        }
+    })
+}
+
+/// Where connections come from: the service socket, TLS when configured, and the health-only
+/// socket when asked for.
+struct Incoming {
+    listener: TcpListener,
+    tls: Option<Tls>,
+    health_listener: Option<TcpListener>,
+}
+
 async fn serve<S: Store>(
     store: S,
     settings: Settings,
     site: Option<SiteLayer>,
-    listener: TcpListener,
+    io: Incoming,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let serve = &settings.serve;
@@ -154,7 +209,7 @@ async fn serve<S: Store>(
         None => None,
     };
     let limits = Limits::with_shared(serve.limits.settings(), shared);
-    let background = tasks::spawn_all(
+    let mut background = tasks::spawn_all(
         store.clone(),
         serve,
         services.clone(),
@@ -221,8 +276,11 @@ async fn serve<S: Store>(
         });
     };
 
-    tracing::info!(addr = %listener.local_addr()?, "serving gRPC and gRPC-web");
-    let served = Server::builder()
+    if let Some(listener) = io.health_listener {
+        background.push(health_port(listener, health_service.clone()));
+    }
+    let addr = io.listener.local_addr()?;
+    let router = Server::builder()
         .accept_http1(true)
         .layer(option_layer(site))
         .layer(cors(&serve.cors_allow_origins)?)
@@ -232,15 +290,27 @@ async fn serve<S: Store>(
         .add_service(library)
         .add_service(admin)
         .add_optional_service(reflection_v1)
-        .add_optional_service(reflection_v1alpha)
-        // Without TCP_NODELAY a response written in two pieces waits ~40 ms for the client's
-        // delayed ACK (Nagle); tonic sets it only on the sockets it binds itself.
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
-        .context("serving gRPC");
+        .add_optional_service(reflection_v1alpha);
+    let served = match io.tls {
+        None => {
+            tracing::info!(%addr, "serving gRPC and gRPC-web");
+            // Without TCP_NODELAY a response written in two pieces waits ~40 ms for the client's
+            // delayed ACK (Nagle); tonic sets it only on the sockets it binds itself.
+            let incoming = TcpIncoming::from(io.listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        Some(tls) => {
+            tracing::info!(%addr, mutual = tls.mutual(), "serving gRPC and gRPC-web over TLS");
+            background.push(tokio::spawn(tls.clone().watch()));
+            let incoming = tls.incoming(io.listener);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
+    .context("serving gRPC");
     for task in background {
         task.abort();
     }

@@ -11,7 +11,10 @@ use library_service::{
 };
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::{Request, transport::Channel};
+use tonic::{
+    Request,
+    transport::{Channel, ClientTlsConfig, Endpoint},
+};
 use uuid::Uuid;
 
 use super::db::{self, TestDb};
@@ -25,6 +28,8 @@ pub struct TestApp {
     /// The listener most tests act as.
     pub user: Uuid,
     pub client: LibraryServiceClient<Channel>,
+    /// How `client` reached the server (with its TLS settings when the server serves TLS).
+    endpoint: Endpoint,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _db: TestDb,
@@ -66,19 +71,35 @@ impl TestApp {
 
     /// With `public_keys` (`[KID=]PATH`) the server also verifies tokens signed by those keys.
     pub async fn spawn_with_keys(db: TestDb, serve: ServeArgs, public_keys: Vec<String>) -> Self {
-        Self::spawn_with_auth(
+        Self::start(
             db,
             serve,
             AuthConfig {
                 public_keys,
                 ..auth_config()
             },
+            None,
         )
         .await
     }
 
     /// With keys configured as `auth` says (e.g. a JWKS URL).
     pub async fn spawn_with_auth(db: TestDb, serve: ServeArgs, auth: AuthConfig) -> Self {
+        Self::start(db, serve, auth, None).await
+    }
+
+    /// A server with `serve.tls` set, and a client that trusts it through `client` (its CA, the
+    /// name to expect, and its own certificate for mutual TLS).
+    pub async fn spawn_tls(db: TestDb, serve: ServeArgs, client: ClientTlsConfig) -> Self {
+        Self::start(db, serve, auth_config(), Some(client)).await
+    }
+
+    async fn start(
+        db: TestDb,
+        serve: ServeArgs,
+        auth: AuthConfig,
+        tls: Option<ClientTlsConfig>,
+    ) -> Self {
         // The server's logs, when a failing test needs them: LIBRARY_TEST_LOGS=1.
         if std::env::var_os("LIBRARY_TEST_LOGS").is_some() {
             library_service::telemetry::init(library_service::config::LogFormat::Text);
@@ -101,16 +122,20 @@ impl TestApp {
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("valid uri")
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .expect("client connects");
+        let endpoint = match tls {
+            None => Channel::from_shared(format!("http://{addr}")).expect("valid uri"),
+            Some(tls) => Channel::from_shared(format!("https://{addr}"))
+                .expect("valid uri")
+                .tls_config(tls)
+                .expect("client tls settings"),
+        }
+        .connect_timeout(Duration::from_secs(5));
+        let channel = endpoint.connect().await.expect("client connects");
         Self {
             addr,
             user: Uuid::new_v4(),
             client: LibraryServiceClient::new(channel),
+            endpoint,
             shutdown: Some(tx),
             server: Some(server),
             _db: db,
@@ -130,12 +155,9 @@ impl TestApp {
         self._db.url()
     }
 
+    /// A new connection to the server, made as `client`'s was.
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connects")
+        self.endpoint.connect().await.expect("connects")
     }
 
     /// A request as the default listener, with a session token (no scope claim).

@@ -6,3 +6,4 @@ pub mod library;
 pub mod process;
 pub mod provider;
 pub mod redis;
+pub mod tls;

@@ -90,15 +90,13 @@ impl TestTls {
             .signed_by(&leaf_key, &issuer)
             .expect("leaf cert");
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-        // Deprecated in rustls 0.23.48 (no post-quantum key exchange); ring is our one provider.
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("tls versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.der().clone()], key)
-            .expect("server config");
+        let server =
+            ServerConfig::builder_with_provider(library_service::server::crypto_provider())
+                .with_safe_default_protocol_versions()
+                .expect("tls versions")
+                .with_no_client_auth()
+                .with_single_cert(vec![leaf.der().clone()], key)
+                .expect("server config");
         Self {
             ca_pem: ca_cert.pem(),
             server: Arc::new(server),

@@ -90,6 +90,21 @@ export class RunningService {
     }
   }
 
+  /** Kills the process without warning (SIGKILL), as a crashed node or an OOM kill would: no
+   * stream is ended, no connection closed cleanly. `resume` starts it again. */
+  async kill() {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((resolve) => this.child.once("exit", resolve));
+      this.child.kill("SIGKILL");
+      await exited;
+    }
+  }
+
+  /** `host:port`, as a proxy names it. */
+  get address(): string {
+    return new URL(this.url).host;
+  }
+
   /** Starts the process again on the same address and data, after `halt`. */
   async resume() {
     const dataDir = this.dataDirOf();

@@ -1,6 +1,6 @@
 //! One HTTPS GET of a small JSON document (a JWKS, an OpenID discovery document): rustls with the
 //! ring provider, the system's roots or `--jwt-jwks-ca`, bounded in time and in size.
-use std::{error::Error as StdError, path::Path, sync::Arc, time::Duration};
+use std::{error::Error as StdError, path::Path, time::Duration};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -48,7 +48,7 @@ pub struct Fetcher {
 impl Fetcher {
     pub fn new(ca_file: Option<&Path>, allow_http: bool) -> anyhow::Result<Self> {
         let roots = roots(ca_file)?;
-        let tls = ClientConfig::builder_with_provider(ring_provider())
+        let tls = ClientConfig::builder_with_provider(crate::server::crypto_provider())
             .with_safe_default_protocol_versions()
             .context("TLS protocol versions for the JWKS client")?
             .with_root_certificates(roots)
@@ -147,13 +147,6 @@ impl Fetcher {
             .to_bytes();
         Ok(Fetched { body, max_age })
     }
-}
-
-/// rustls 0.23.48 deprecated ring's provider for lacking post-quantum key exchange; ring is still
-/// our one provider (aws-lc-rs needs cmake), and classical key exchange is what it was before.
-#[allow(deprecated)]
-fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The CA file's certificates, or the system's roots.

@@ -132,6 +132,16 @@ pub struct Args {
     /// on `--addr`, from a JWKS URL on `--addr-b`). Without it, both are `--addr`.
     #[arg(long)]
     pub addr_b: Option<String>,
+    /// CA certificate (PEM) that the servers' certificates chain to: addresses given as
+    /// `https://` are reached over TLS trusting it.
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Name the TLS servers' certificates are issued for.
+    #[arg(long, default_value = "localhost")]
+    pub tls_server_name: String,
+    /// `tls`: CheckLikedTracks calls per phase (each side runs two phases, alternated).
+    #[arg(long, default_value_t = 20_000)]
+    pub tls_calls: usize,
     #[arg(long, default_value_t = 2000)]
     pub watch_plays: usize,
     #[arg(long, default_value_t = 1000)]
@@ -150,6 +160,7 @@ pub enum Scenario {
     CheckLiked,
     Ratelimit,
     Watch,
+    Tls,
 }
 
 impl Args {
@@ -180,6 +191,11 @@ impl Args {
         }
         if self.check_ids < 2 || self.check_ids > 500 {
             bail!("--check-ids must be between 2 and 500 (the service's limit)");
+        }
+        for addr in std::iter::once(&self.addr).chain(&self.addr_b) {
+            if addr.starts_with("https://") && self.tls_ca.is_none() {
+                bail!("{addr} is https: give --tls-ca, the CA its certificate chains to");
+            }
         }
         if self.concurrency == 0 || self.connections == 0 || self.seed_concurrency == 0 {
             bail!("--concurrency, --connections and --seed-concurrency must be at least 1");

@@ -5,15 +5,14 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::Context;
-use anyhow::bail;
+use anyhow::{Context, bail};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use library_service::pb::library_service_client::LibraryServiceClient;
 use serde_json::json;
 use tonic::{
     Request,
     metadata::{Ascii, MetadataValue},
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
 };
 use uuid::Uuid;
 
@@ -61,10 +60,7 @@ pub struct Api {
 
 impl Api {
     pub async fn connect(args: &Args) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::from_shared(args.addr.clone())
-            .with_context(|| format!("--addr {}", args.addr))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
+        let endpoint = endpoint(args, &args.addr)?;
         let mut clients = Vec::with_capacity(args.connections);
         for _ in 0..args.connections {
             // One Channel per connection: `connect()` opens its own HTTP/2 connection.
@@ -148,4 +144,58 @@ fn signing_key(args: &Args) -> anyhow::Result<(EncodingKey, Header)> {
     let mut header = Header::new(alg);
     header.kid = args.jwt_kid.clone();
     Ok((key, header))
+}
+
+/// A tonic endpoint for `addr`: over TLS, trusting `--tls-ca`, when it is `https://`.
+pub fn endpoint(args: &Args, addr: &str) -> anyhow::Result<Endpoint> {
+    let endpoint = Endpoint::from_shared(addr.to_string())
+        .with_context(|| format!("address {addr}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    if !addr.starts_with("https://") {
+        return Ok(endpoint);
+    }
+    let Some(ca) = &args.tls_ca else {
+        bail!("{addr} is https: give --tls-ca");
+    };
+    let pem = std::fs::read(ca).with_context(|| format!("--tls-ca {}", ca.display()))?;
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pem))
+        .domain_name(args.tls_server_name.clone());
+    endpoint.tls_config(tls).context("TLS settings")
+}
+
+/// What the thin client needs to reach `https://` addresses: `--tls-ca` and
+/// `--tls-server-name`, offering HTTP/2 only.
+#[derive(Clone)]
+pub struct TlsClient {
+    pub connector: tokio_rustls::TlsConnector,
+    pub server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl TlsClient {
+    pub fn from_args(args: &Args) -> anyhow::Result<Option<Self>> {
+        use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+        let Some(ca) = &args.tls_ca else {
+            return Ok(None);
+        };
+        let flag = || format!("--tls-ca {}", ca.display());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).with_context(flag)? {
+            roots.add(cert.with_context(flag)?).with_context(flag)?;
+        }
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(library_service::server::crypto_provider())
+                .with_safe_default_protocol_versions()
+                .context("TLS versions")?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let server_name = ServerName::try_from(args.tls_server_name.clone())
+            .context("--tls-server-name is not a DNS name or an IP address")?;
+        Ok(Some(Self {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            server_name,
+        }))
+    }
 }

@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
             Scenario::CheckLiked => scenario::check_liked::run(&ctx, &mut report).await,
             Scenario::Ratelimit => scenario::ratelimit::run(&ctx, &mut report).await,
             Scenario::Watch => scenario::watch::run(&ctx, &mut report).await,
+            Scenario::Tls => scenario::tls::run(&ctx, &mut report).await,
         }
         .with_context(|| format!("scenario {scenario:?}"))?;
     }

@@ -22,6 +22,18 @@ impl Sample {
         }
     }
 
+    /// Phases run one after another, as one: their calls, work and wall times added up.
+    pub fn merged(samples: &[Sample]) -> Self {
+        Self::new(
+            samples
+                .iter()
+                .flat_map(|s| s.latencies.iter().copied())
+                .collect(),
+            samples.iter().map(|s| s.elapsed).sum(),
+            samples.iter().map(|s| s.units).sum(),
+        )
+    }
+
     pub fn calls(&self) -> usize {
         self.latencies.len()
     }

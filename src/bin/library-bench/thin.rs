@@ -8,25 +8,38 @@ use std::net::SocketAddr;
 use anyhow::{Context, bail, ensure};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use h2::client::SendRequest;
-use http::{HeaderValue, Method, Request, Uri, uri::Authority};
-use tokio::net::TcpStream;
+use http::{HeaderValue, Method, Request, Uri, uri::Authority, uri::Scheme};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
+
+use crate::client::TlsClient;
 
 #[derive(Clone)]
 pub struct Thin {
     connections: Vec<SendRequest<Bytes>>,
+    scheme: Scheme,
     authority: Authority,
     authorization: HeaderValue,
 }
 
 impl Thin {
-    /// Opens `connections` HTTP/2 connections to `addr` (`http://host:port`); every call carries
-    /// `authorization`.
+    /// Opens `connections` HTTP/2 connections to `addr` (`http://host:port`, or
+    /// `https://host:port` over `tls`); every call carries `authorization`.
     pub async fn connect(
         addr: &str,
         connections: usize,
         authorization: HeaderValue,
+        tls: Option<&TlsClient>,
     ) -> anyhow::Result<Self> {
         let uri: Uri = addr.parse().with_context(|| format!("--addr {addr}"))?;
+        let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+        let tls = match (scheme == Scheme::HTTPS, tls) {
+            (false, _) => None,
+            (true, Some(tls)) => Some(tls),
+            (true, None) => bail!("{addr} is https: give --tls-ca"),
+        };
         let authority = uri.authority().context("--addr has no host:port")?.clone();
         let socket: SocketAddr = tokio::net::lookup_host(authority.as_str())
             .await
@@ -39,18 +52,22 @@ impl Thin {
                 .await
                 .with_context(|| format!("connecting to {authority}"))?;
             tcp.set_nodelay(true)?;
-            let (sender, connection) = h2::client::handshake(tcp)
-                .await
-                .context("HTTP/2 handshake")?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    eprintln!("  note: a thin-client connection ended: {e}");
+            let sender = match tls {
+                None => http2(tcp).await?,
+                Some(tls) => {
+                    let stream = tls
+                        .connector
+                        .connect(tls.server_name.clone(), tcp)
+                        .await
+                        .with_context(|| format!("TLS handshake with {authority}"))?;
+                    http2(stream).await?
                 }
-            });
+            };
             senders.push(sender);
         }
         Ok(Self {
             connections: senders,
+            scheme,
             authority,
             authorization,
         })
@@ -65,7 +82,7 @@ impl Thin {
         message: &Req,
     ) -> anyhow::Result<Resp> {
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(self.scheme.clone())
             .authority(self.authority.clone())
             .path_and_query(path)
             .build()
@@ -125,4 +142,19 @@ impl Thin {
         );
         Resp::decode(frame).context("decoding the answer")
     }
+}
+
+async fn http2<T>(io: T) -> anyhow::Result<SendRequest<Bytes>>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = h2::client::handshake(io)
+        .await
+        .context("HTTP/2 handshake")?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("  note: a thin-client connection ended: {e}");
+        }
+    });
+    Ok(sender)
 }

@@ -1,9 +1,10 @@
 //! Open streams per caller across replicas. Each open stream holds a lease in a sorted set per
 //! caller (member: a random lease id; score: its expiry on Redis's clock). Opening drops the
 //! expired leases and adds one only below the cap, atomically. The replica that holds a stream
-//! renews its leases every [`RENEW_EVERY`]; so a replica that dies holding streams costs its
-//! callers those slots for at most [`LEASE`], and no count can be left wrong for ever (a plain
-//! counter could: a decrement that never came). A closed stream gives its lease back at once.
+//! renews its leases while they are held; so a replica that dies holding streams costs its
+//! callers those slots for at most [`Timing::lease`] (30 s), and no count can be left wrong for
+//! ever (a plain counter could: a decrement that never came). A closed stream gives its lease
+//! back at once.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -12,10 +13,28 @@ use std::{
 
 use redis::{Script, aio::ConnectionManager};
 
-/// How long a lease lives without renewal.
-pub const LEASE: Duration = Duration::from_secs(30);
-/// How often the holding replica renews its leases.
-const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// How long a lease lives without renewal, and how often the holding replica renews it: a third
+/// of the lease, so two renewals in a row can fail before a held stream's slot is freed.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub lease: Duration,
+    pub renew_every: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            renew_every: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Timing {
+    pub fn lease_ms(&self) -> u64 {
+        u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
+    }
+}
 
 /// KEYS[1]: the caller's set; ARGV[1]: the cap; ARGV[2]: the lease id; ARGV[3]: the lease in ms.
 /// Returns 1 when the lease was taken, 0 when the caller has the cap open already.
@@ -63,16 +82,20 @@ impl Held {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Renews every held lease every [`RENEW_EVERY`], for as long as the runtime runs. A failed
-    /// renewal is retried at the next round; meanwhile the lease may expire, which frees a slot
-    /// early rather than holding one wrongly.
-    pub fn spawn_renewal(&self, manager: ConnectionManager) {
+    /// Renews every held lease every `timing.renew_every`, until the returned task is aborted. A
+    /// failed renewal is retried at the next round; meanwhile the lease may expire, which frees
+    /// a slot early rather than holding one wrongly.
+    pub fn spawn_renewal(
+        &self,
+        manager: ConnectionManager,
+        timing: Timing,
+    ) -> tokio::task::JoinHandle<()> {
         let held = self.clone();
         tokio::spawn(async move {
             let script = Script::new(RENEW);
-            let lease_ms = LEASE.as_millis() as u64;
+            let lease_ms = timing.lease_ms();
             loop {
-                tokio::time::sleep(RENEW_EVERY).await;
+                tokio::time::sleep(timing.renew_every).await;
                 let leases: Vec<(String, String)> = held
                     .lock()
                     .iter()
@@ -93,7 +116,7 @@ impl Held {
                     }
                 }
             }
-        });
+        })
     }
 }
 

@@ -22,7 +22,7 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
-use super::leases::{self, Held, LEASE, Lease};
+use super::leases::{self, Held, Lease, Timing};
 
 /// How long a call waits for Redis before its local limiter decides instead.
 const ROUND_TRIP: Duration = Duration::from_millis(100);
@@ -68,8 +68,10 @@ pub struct SharedQuota {
     manager: ConnectionManager,
     script: Script,
     open_stream: Script,
-    /// The stream leases this replica holds, renewed while held.
+    /// The stream leases this replica holds, renewed while held by `renewal`.
     held: Held,
+    lease_timing: Timing,
+    renewal: tokio::task::JoinHandle<()>,
     prefix: String,
     /// True from the first failed round trip to the next successful one.
     down: AtomicBool,
@@ -82,6 +84,10 @@ impl SharedQuota {
     /// limits) while Redis is down. The URL's password is never logged: errors here do not
     /// repeat the URL.
     pub fn new(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        Self::with_lease_timing(url, prefix, Timing::default())
+    }
+
+    fn with_lease_timing(url: &str, prefix: &str, lease_timing: Timing) -> anyhow::Result<Self> {
         let client = Client::open(url).map_err(|e| {
             anyhow::anyhow!(
                 "--rate-limit-redis-url is not a valid Redis URL ({:?})",
@@ -95,12 +101,14 @@ impl SharedQuota {
             .map_err(|e| anyhow::anyhow!("preparing the Redis connection: {:?}", e.kind()))?;
         metrics::gauge!("library_rate_limit_shared").set(1.0);
         let held = Held::default();
-        held.spawn_renewal(manager.clone());
+        let renewal = held.spawn_renewal(manager.clone(), lease_timing);
         Ok(Self {
             manager,
             script: Script::new(GCRA),
             open_stream: Script::new(leases::OPEN),
             held,
+            lease_timing,
+            renewal,
             prefix: prefix.to_string(),
             down: AtomicBool::new(false),
             next_probe: Mutex::new(None),
@@ -162,7 +170,7 @@ impl SharedQuota {
         invocation
             .arg(cap)
             .arg(&lease.id)
-            .arg(LEASE.as_millis() as u64);
+            .arg(self.lease_timing.lease_ms());
         let answer =
             tokio::time::timeout(ROUND_TRIP, invocation.invoke_async::<i64>(&mut connection)).await;
         match answer {
@@ -228,5 +236,96 @@ impl SharedQuota {
             );
             metrics::gauge!("library_rate_limit_shared").set(0.0);
         }
+    }
+}
+
+/// A replica's quota going away (tests start many in one process) stops renewing its leases,
+/// as a replica that died would.
+impl Drop for SharedQuota {
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Leases short enough to see them renewed and expire within a test.
+    const SHORT: Timing = Timing {
+        lease: Duration::from_millis(1_500),
+        renew_every: Duration::from_millis(400),
+    };
+
+    fn redis_url() -> Option<String> {
+        let url = std::env::var("LIBRARY_TEST_REDIS_URL").ok();
+        if url.is_none() {
+            eprintln!("skipped: LIBRARY_TEST_REDIS_URL not set");
+        }
+        url
+    }
+
+    fn replica(url: &str, prefix: &str) -> SharedQuota {
+        match SharedQuota::with_lease_timing(url, prefix, SHORT) {
+            Ok(quota) => quota,
+            Err(e) => panic!("{e:#}"),
+        }
+    }
+
+    /// Whether `subject` may open one more stream under a cap of one, as Redis decides.
+    async fn may_open(quota: &SharedQuota, subject: &str) -> bool {
+        match quota.open_stream(subject, 1).await {
+            Some(Some(lease)) => {
+                quota.close_stream(lease);
+                true
+            }
+            Some(None) => false,
+            None => panic!("redis did not answer"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_held_stream_keeps_its_slot_and_a_dead_replicas_slot_comes_back() {
+        let Some(url) = redis_url() else { return };
+        let prefix = format!("library-test:{}", uuid::Uuid::new_v4().simple());
+        let (a, b) = (replica(&url, &prefix), replica(&url, &prefix));
+
+        let Some(Some(held)) = a.open_stream("alice", 1).await else {
+            panic!("the first stream should get the slot");
+        };
+        // Three lease lengths later the slot is still taken: replica A renewed it.
+        tokio::time::sleep(SHORT.lease * 3).await;
+        assert!(!may_open(&b, "alice").await, "a renewed lease expired");
+
+        // A closed stream gives its slot back at once (well before the lease would expire).
+        a.close_stream(held);
+        let freed = tokio::time::timeout(SHORT.lease / 2, async {
+            while !may_open(&b, "alice").await {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(freed.is_ok(), "a closed stream's slot was not given back");
+
+        // Replica A dies holding a stream (B's probe above gives its lease back without waiting,
+        // so A may need a moment to get the slot): the slot stays taken until the lease runs out.
+        let orphan = tokio::time::timeout(SHORT.lease / 2, async {
+            loop {
+                match a.open_stream("alice", 1).await {
+                    Some(Some(lease)) => return lease,
+                    Some(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    None => panic!("redis did not answer"),
+                }
+            }
+        })
+        .await;
+        assert!(orphan.is_ok(), "the slot was not free again");
+        drop(a);
+        assert!(!may_open(&b, "alice").await, "the slot came back too early");
+        tokio::time::sleep(SHORT.lease + SHORT.renew_every).await;
+        assert!(
+            may_open(&b, "alice").await,
+            "a dead replica's slot never came back"
+        );
     }
 }

@@ -30,7 +30,7 @@ const AB_P50_GOAL: Duration = Duration::from_micros(200);
 const WARM_UP_CALLS: usize = 50;
 
 /// `n` ids, half of them liked, shuffled, with which of them are liked.
-fn pick(liked: &[Uuid], n: usize) -> (Vec<Uuid>, Vec<bool>) {
+pub(super) fn pick(liked: &[Uuid], n: usize) -> (Vec<Uuid>, Vec<bool>) {
     let mut rng = rand::rng();
     let mut ids: Vec<(Uuid, bool)> = liked
         .choose_multiple(&mut rng, n / 2)
@@ -53,7 +53,11 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let bearer = ctx.api.session(user)?;
     let n = args.check_ids;
     if let Some(b) = &args.addr_b {
-        let b = super::watch::connect(b).await?;
+        let channel = crate::client::endpoint(args, b)?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {b}"))?;
+        let b = pb::library_service_client::LibraryServiceClient::new(channel);
         return compare(ctx, report, &liked, &bearer, b).await;
     }
 

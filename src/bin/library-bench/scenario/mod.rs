@@ -9,6 +9,7 @@ pub mod record_batch;
 pub mod recount;
 pub mod stats;
 pub mod stream;
+pub mod tls;
 pub mod watch;
 
 use library_service::store::Database;

@@ -186,7 +186,13 @@ async fn thin_service(
 ) -> anyhow::Result<Sample> {
     let args = &ctx.args;
     eprintln!("record: the same over raw HTTP/2...");
-    let thin = Thin::connect(&args.addr, args.connections, ctx.api.service.value()).await?;
+    let thin = Thin::connect(
+        &args.addr,
+        args.connections,
+        ctx.api.service.value(),
+        crate::client::TlsClient::from_args(args)?.as_ref(),
+    )
+    .await?;
     let calls = |prefix: &'static str, calls: usize| {
         let (thin, users, tracks, tag) =
             (thin.clone(), users.clone(), tracks.clone(), tag.to_string());
