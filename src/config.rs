@@ -259,6 +259,8 @@ pub struct ServeArgs {
     pub counting: CountingArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub traces: TraceArgs,
 }
 
 /// TLS on the service port. Without `--tls-cert` the port speaks plaintext (behind a mesh or a
@@ -324,6 +326,52 @@ impl CountingArgs {
 impl Default for CountingArgs {
     fn default() -> Self {
         defaults()
+    }
+}
+
+/// Distributed tracing: a span per call and per store query, exported over OTLP/gRPC. Only
+/// `serve` exports; the other commands never do.
+#[derive(Args, Clone, Debug, PartialEq)]
+pub struct TraceArgs {
+    /// OpenTelemetry collector to export spans to over OTLP/gRPC, e.g. `http://otel-collector:4317`
+    /// (plain http: an in-cluster collector). Default: nothing is exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "library-service")]
+    pub otlp_service_name: String,
+    /// Fraction of the traces this service starts (calls without a `traceparent`) that are
+    /// exported, 0 to 1. A call with a `traceparent` follows its caller's sampled flag.
+    #[arg(long, env = "LIBRARY_OTLP_SAMPLE_RATIO", default_value_t = 1.0, value_parser = ratio)]
+    pub otlp_sample_ratio: f64,
+}
+
+impl Default for TraceArgs {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+/// An `http://HOST:PORT` URL: the exporter is built without TLS.
+fn otlp_endpoint(value: &str) -> Result<String, String> {
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|e| format!("not a URL ({e}); expected http://HOST:PORT"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http"), Some(_)) => Ok(value.to_string()),
+        (Some("https"), _) => Err(
+            "https is not supported (the exporter is built without TLS): give the collector's \
+             plain http:// endpoint inside the cluster"
+                .into(),
+        ),
+        _ => Err("expected http://HOST:PORT".into()),
+    }
+}
+
+fn ratio(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err("expected a number from 0 to 1".into()),
     }
 }
 
@@ -589,6 +637,30 @@ mod tests {
             fast.err().map(|e| e.kind()),
             Some(ErrorKind::ValueValidation)
         );
+    }
+
+    #[test]
+    fn traces_are_exported_only_to_a_plain_http_endpoint_that_is_given() {
+        let traces = TraceArgs::default();
+        assert_eq!(traces.otlp_endpoint, None);
+        assert_eq!(traces.otlp_service_name, "library-service");
+        assert_eq!(traces.otlp_sample_ratio, 1.0);
+        let given = serve_args(&["serve", "--otlp-endpoint", "http://collector:4317"]);
+        assert_eq!(
+            given.traces.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+        for (flag, value) in [
+            ("--otlp-endpoint", "https://collector:4317"),
+            ("--otlp-endpoint", "collector:4317"),
+            ("--otlp-sample-ratio", "1.5"),
+        ] {
+            let refused = parse(&["serve", flag, value]).err().map(|e| e.to_string());
+            assert!(
+                refused.as_deref().is_some_and(|e| e.contains(flag)),
+                "{flag} {value}: {refused:?}"
+            );
+        }
     }
 
     #[test]

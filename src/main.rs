@@ -15,7 +15,18 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() -> ExitCode {
     let (common, command) = Cli::parse_command();
-    telemetry::init(common.log_format);
+    // Only a serving process exports spans; the one-shot commands just log.
+    let traces = match &command {
+        Command::Serve(args) => Some(&args.traces),
+        _ => None,
+    };
+    let traces = match telemetry::init(common.log_format, traces) {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match command {
         Command::Serve(args) => serve(&common, *args).await,
         Command::Migrate { undo } => migrate(&common, undo).await,
@@ -24,6 +35,7 @@ async fn main() -> ExitCode {
         Command::Export(args) => export(&common, &args).await,
         Command::Import(args) => import(&common, &args).await,
     };
+    traces.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -34,7 +34,7 @@ use crate::{
         library_admin_service_server::LibraryAdminServiceServer,
         library_service_server::LibraryServiceServer,
     },
-    store::{Database, DatabaseKind, Store, StoreResult},
+    store::{Database, DatabaseKind, Store, StoreResult, Traced},
     with_store,
 };
 
@@ -127,7 +127,8 @@ impl Application {
             tls,
             health_listener,
         };
-        with_store!(database, store => serve(store, settings, site, io, shutdown).await)
+        let kind = database.kind();
+        with_store!(database, store => serve(Traced::new(store, kind), settings, site, io, shutdown).await)
     }
 }
 

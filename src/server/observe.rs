@@ -1,9 +1,10 @@
 //! One tower layer around every gRPC call: load shedding (a cap on calls in flight), the
 //! conventional gRPC server metrics (started, handled by code, handling time), the `ratelimit-*`
 //! response metadata, one span per call (service, method, caller and the caller's W3C trace id)
-//! inside which the call runs, so every log line of the call carries them, and one log line per
-//! call with method, caller, code and latency. It sits inside the gRPC-web layer, so browser
-//! calls are seen as the gRPC calls they become.
+//! inside which the call runs, so every log line of the call carries them (with
+//! `--otlp-endpoint` the span also joins the caller's trace and is exported: `telemetry`), and
+//! one log line per call with method, caller, code and latency. It sits inside the gRPC-web
+//! layer, so browser calls are seen as the gRPC calls they become.
 //!
 //! A call ends when its response body ends: a stream's status comes in the trailers after its
 //! last message, so the body is wrapped to read them.
@@ -22,7 +23,10 @@ use tonic::{Code, body::Body};
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
-use crate::grpc::{CallClass, CallContext, Rpc};
+use crate::{
+    grpc::{CallClass, CallContext, Rpc},
+    telemetry,
+};
 
 /// Observes every call, and sheds API calls beyond `max_in_flight` at once: refusing at the door
 /// costs nothing, while queueing them would grow memory and wait on the connection pool.
@@ -79,29 +83,28 @@ struct Call {
     _in_flight: Option<InFlight>,
 }
 
-/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), when it is
-/// well formed; an all-zero id is invalid by the specification.
-fn trace_id(headers: &http::HeaderMap) -> Option<&str> {
-    let value = headers.get("traceparent")?.to_str().ok()?;
-    let mut parts = value.split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let valid = hex(version, 2)
-        && version != "ff"
-        && hex(trace, 32)
-        && hex(parent, 16)
-        && hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0');
-    valid.then_some(trace)
-}
-
 impl Call {
     fn of<B>(request: &mut http::Request<B>) -> Self {
         let rpc = Rpc::of_path(request.uri().path());
         let (service, method) = rpc.map_or(("unknown", "unknown"), Rpc::name);
-        let span = tracing::info_span!("call", service, method, caller = Empty, trace_id = Empty);
-        if let Some(trace) = trace_id(request.headers()) {
+        // Health and reflection at debug, like their log lines: load balancers probe them every
+        // few seconds, and they are not worth a trace each.
+        let span = if rpc.is_some_and(|rpc| rpc.class().is_none()) {
+            tracing::debug_span!("call", service, method, trace_id = Empty)
+        } else {
+            tracing::info_span!(
+                "call",
+                service,
+                method,
+                caller = Empty,
+                trace_id = Empty,
+                otel.kind = Empty
+            )
+        };
+        // Recorded only when known: an empty record would leave a stray space in text logs.
+        if let Some(trace) = telemetry::join_trace(&span, request.headers(), service, method) {
+            span.record("trace_id", trace.as_str());
+        } else if let Some(trace) = telemetry::caller_trace_id(request.headers()) {
             span.record("trace_id", trace);
         }
         if rpc.is_none() {
@@ -152,6 +155,7 @@ impl Call {
         .record(elapsed.as_secs_f64());
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let caller = self.context.caller();
+        telemetry::end_call(&self.context.span, code);
         let _call = self.context.span.enter();
         if self.infrastructure() {
             // Load balancers probe health every few seconds: not worth a line each at info.

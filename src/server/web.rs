@@ -42,6 +42,9 @@ pub(super) fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
             "x-grpc-web",
             "x-user-agent",
             "grpc-timeout",
+            // W3C trace context, so a page's calls join its traces (docs/OPERATIONS.md, Traces).
+            "traceparent",
+            "tracestate",
         ]))
         .expose_headers(headers(&[
             "grpc-status",

@@ -32,6 +32,7 @@ use std::{
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tracing::{Instrument, Span};
 
 use super::{StoreError, StoreResult};
 use crate::domain::{NewPlay, Recorded, UserId};
@@ -148,6 +149,8 @@ struct Queued {
     job: Job,
     patience: Patience,
     reply: oneshot::Sender<StoreResult<Vec<Recorded>>>,
+    /// The caller's span: the group's work for it is traced and logged in it.
+    span: Span,
     /// The job's room in the queue, given back once it is answered.
     _room: Option<OwnedSemaphorePermit>,
 }
@@ -268,6 +271,7 @@ impl GroupCommit {
             },
             patience,
             reply,
+            span: Span::current(),
             _room: room,
         };
         let sent = match patience {
@@ -346,19 +350,39 @@ async fn form_groups<W: GroupWrite>(
             continue;
         }
         let (writer, counters, pace) = (writer.clone(), counters.clone(), pace.clone());
-        tokio::spawn(async move {
-            let plays = group.iter().map(|q| q.job.plays.len() as u64).sum();
-            commit(&writer, group, &counters).await;
-            pace.committed(plays);
-            drop(slot);
-        });
+        let plays = group.iter().map(|q| q.job.plays.len() as u64).sum();
+        let span = group_span(&group, plays);
+        tokio::spawn(
+            async move {
+                commit(&writer, group, &counters).await;
+                pace.committed(plays);
+                drop(slot);
+            }
+            .instrument(span),
+        );
     }
+}
+
+/// The span of a group's commit, for tracing: in the trace of its oldest call (the one it was
+/// formed for), linked both ways with the others', so each call's trace leads to the commit
+/// that holds its plays. Disabled, like the store's spans, unless spans are exported.
+fn group_span(group: &[Queued], plays: u64) -> Span {
+    let Some(first) = group.first() else {
+        return Span::none();
+    };
+    let span = tracing::debug_span!(target: "library_service::store", parent: &first.span,
+        "write_group", calls = group.len(), plays);
+    for other in &group[1..] {
+        span.follows_from(&other.span);
+        other.span.follows_from(&span);
+    }
+    span
 }
 
 async fn commit<W: GroupWrite>(writer: &W, group: Vec<Queued>, counters: &GroupCounters) {
     let (jobs, replies): (Vec<Job>, Vec<_>) = group
         .into_iter()
-        .map(|q| (q.job, (q.reply, q._room)))
+        .map(|q| (q.job, (q.reply, q.span, q._room)))
         .unzip();
     counters.groups.fetch_add(1, Ordering::Relaxed);
     counters
@@ -370,12 +394,12 @@ async fn commit<W: GroupWrite>(writer: &W, group: Vec<Queued>, counters: &GroupC
     );
     match writer.write_group(&jobs).await {
         Ok(results) if results.len() == jobs.len() => {
-            for ((reply, _room), result) in replies.into_iter().zip(results) {
+            for ((reply, _span, _room), result) in replies.into_iter().zip(results) {
                 let _ = reply.send(Ok(result));
             }
         }
         Ok(_) => {
-            for (reply, _room) in replies {
+            for (reply, _span, _room) in replies {
                 let _ = reply.send(Err(StoreError::Corrupt(
                     "a group's results do not match its calls".into(),
                 )));
@@ -384,17 +408,22 @@ async fn commit<W: GroupWrite>(writer: &W, group: Vec<Queued>, counters: &GroupC
         // Nothing was written, and nothing would be now: every caller gets the same answer.
         Err(e) if e.is_unavailable() || jobs.len() == 1 => {
             let e = Arc::new(e);
-            for (reply, _room) in replies {
+            for (reply, _span, _room) in replies {
                 let _ = reply.send(Err(StoreError::Shared(e.clone())));
             }
         }
+        // Logged in each call's span, so that every call's trace id leads to this line.
         Err(e) => {
-            tracing::warn!(error = %crate::error::chain(&e), calls = jobs.len(),
-                "a group failed; writing its calls one by one");
             counters.split.fetch_add(1, Ordering::Relaxed);
-            for (job, (reply, _room)) in jobs.into_iter().zip(replies) {
+            let (error, calls) = (crate::error::chain(&e), jobs.len());
+            for (job, (reply, span, _room)) in jobs.into_iter().zip(replies) {
+                span.in_scope(|| {
+                    tracing::warn!(%error, calls,
+                        "the group holding this call failed; writing the call on its own");
+                });
                 let result = writer
                     .write_group(std::slice::from_ref(&job))
+                    .instrument(span)
                     .await
                     .and_then(|mut r| {
                         r.pop()

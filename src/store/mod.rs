@@ -22,6 +22,7 @@ mod rows;
 mod snapshot;
 mod sqlite;
 mod stats;
+mod traced;
 mod types;
 
 pub use cache::CacheStatus;
@@ -32,6 +33,7 @@ pub use group::GroupStatus;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use stats::{AllTime, LibraryFigures, PeriodTracks, TrackCounts};
+pub use traced::Traced;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

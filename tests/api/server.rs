@@ -241,7 +241,8 @@ fn preflight(origin: &str) -> Vec<u8> {
     format!(
         "OPTIONS /audiohm.library.v1.LibraryService/GetLibraryStats HTTP/1.1\r\nhost: localhost\r\norigin: {origin}\r\n\
          access-control-request-method: POST\r\n\
-         access-control-request-headers: authorization,content-type,x-grpc-web\r\nconnection: close\r\n\r\n"
+         access-control-request-headers: authorization,content-type,x-grpc-web,traceparent,tracestate\r\n\
+         connection: close\r\n\r\n"
     )
     .into_bytes()
 }
@@ -256,6 +257,10 @@ async fn cors_preflights_are_answered_for_allowed_origins_only(app: TestApp) {
     assert!(
         head.contains("authorization"),
         "the token header may be sent: {head}"
+    );
+    assert!(
+        head.contains("traceparent") && head.contains("tracestate"),
+        "the trace context may be sent: {head}"
     );
     let (head, _) = http1(&app, preflight("https://evil.test")).await;
     assert!(!head.contains("access-control-allow-origin"), "{head}");

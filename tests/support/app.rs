@@ -102,7 +102,8 @@ impl TestApp {
     ) -> Self {
         // The server's logs, when a failing test needs them: LIBRARY_TEST_LOGS=1.
         if std::env::var_os("LIBRARY_TEST_LOGS").is_some() {
-            library_service::telemetry::init(library_service::config::LogFormat::Text);
+            let _ =
+                library_service::telemetry::init(library_service::config::LogFormat::Text, None);
         }
         let auth = Authenticator::connect(&auth).await.expect("test keys load");
         let listener = TcpListener::bind("127.0.0.1:0")

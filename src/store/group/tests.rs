@@ -6,6 +6,7 @@ use std::{
 };
 
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use super::*;
 use crate::domain::{Play, PlayId, PlaySource, Timestamp, TrackId};
@@ -274,6 +275,73 @@ async fn a_group_failing_for_one_call_is_written_again_call_by_call() {
         "then one by one"
     );
     assert_eq!(group.status().split, 1);
+}
+
+/// The log lines, for a test that reads them.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut logs) = self.0.lock() {
+            logs.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A group holds many calls, each with its own trace: what is logged of a failed group is
+/// logged in each call's span, so that searching the logs for a call's trace id finds it.
+#[tokio::test]
+async fn a_failed_group_is_logged_in_the_span_of_each_of_its_calls() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .finish();
+    // The test's runtime has one thread: the group's tasks log through this subscriber too.
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let mut writer = Held::new();
+    let (good, bad) = (listener(), listener());
+    writer.bad = Some(bad);
+    let group = GroupCommit::start(writer.clone(), limits(1000));
+    let blocker = tokio::spawn({
+        let group = group.clone();
+        async move { group.record(listener(), plays(1), Patience::Live).await }
+    });
+    until(|| group.status().calls == 1).await;
+    let calls: Vec<_> = [(good, "trace-of-good"), (bad, "trace-of-bad")]
+        .into_iter()
+        .map(|(user, trace)| {
+            let group = group.clone();
+            let span = tracing::info_span!("call", trace_id = trace);
+            tokio::spawn(
+                async move { group.record(user, plays(1), Patience::Live).await }.instrument(span),
+            )
+        })
+        .collect();
+    until(|| group.status().queued_plays == 3).await;
+    writer.open();
+    blocker.await.expect("ran").expect("written");
+    for call in calls {
+        let _ = call.await.expect("ran");
+    }
+    let logs = String::from_utf8_lossy(&logs.0.lock().expect("logs")).into_owned();
+    for trace in ["trace-of-good", "trace-of-bad"] {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains(&format!("trace_id=\"{trace}\""))
+                    && l.contains("the group holding this call failed")),
+            "{trace} in {logs}"
+        );
+    }
 }
 
 #[tokio::test]
