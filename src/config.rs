@@ -9,7 +9,7 @@ use clap::{
 };
 
 use crate::{
-    auth::{AuthConfig, Secret},
+    auth::{AuthConfig, JwksConfig, JwksSource, Secret},
     domain::CountingRule,
     grpc::LimitSettings,
 };
@@ -143,9 +143,63 @@ pub struct CommonArgs {
     #[arg(long, env = "LIBRARY_JWT_LEEWAY_SECONDS", default_value_t = 30, global = true,
           value_parser = clap::value_parser!(u64).range(0..=60))]
     pub jwt_leeway_seconds: u64,
+    #[command(flatten)]
+    pub jwks: JwksArgs,
     /// Log format.
     #[arg(long, env = "LIBRARY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+}
+
+/// Keys fetched from the identity provider (the production setup): beside any --jwt-secret and
+/// --jwt-public-key, refreshed in the background.
+#[derive(Args, Clone, Debug, Default)]
+pub struct JwksArgs {
+    /// JWKS URL of the identity provider (https), e.g.
+    /// `https://auth.audiohm.example/.well-known/jwks.json`. Fetched at start-up (waiting while
+    /// unreachable), refreshed on --jwt-jwks-refresh-seconds or the provider's
+    /// `Cache-Control: max-age` (kept between 1 min and 24 h), and early (at most once per
+    /// 30 s) when a token names an unknown key id.
+    #[arg(
+        long,
+        env = "LIBRARY_JWT_JWKS_URL",
+        global = true,
+        conflicts_with = "jwt_oidc_issuer"
+    )]
+    pub jwt_jwks_url: Option<String>,
+    /// OpenID Connect issuer whose discovery document
+    /// (`<issuer>/.well-known/openid-configuration`) names the JWKS URL. Tokens must then
+    /// carry this `iss`, unless --jwt-issuer says otherwise.
+    #[arg(long, env = "LIBRARY_JWT_OIDC_ISSUER", global = true)]
+    pub jwt_oidc_issuer: Option<String>,
+    /// PEM file of the CA certificates that sign the JWKS server's certificate, trusted
+    /// instead of the system's roots.
+    #[arg(long, env = "LIBRARY_JWT_JWKS_CA", global = true)]
+    pub jwt_jwks_ca: Option<PathBuf>,
+    /// Accept a plain `http://` JWKS or issuer URL. Development only: keys fetched without TLS
+    /// can be replaced by anyone on the path.
+    #[arg(long, env = "LIBRARY_JWT_JWKS_ALLOW_HTTP", global = true)]
+    pub jwt_jwks_allow_http: bool,
+    /// Seconds between two fetches of the JWKS when the provider sends no
+    /// `Cache-Control: max-age` (60 to 86400).
+    #[arg(long, env = "LIBRARY_JWT_JWKS_REFRESH_SECONDS", default_value_t = 300, global = true,
+          value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    pub jwt_jwks_refresh_seconds: u64,
+}
+
+impl JwksArgs {
+    pub fn config(&self) -> Option<JwksConfig> {
+        let source = match (&self.jwt_jwks_url, &self.jwt_oidc_issuer) {
+            (Some(url), _) => JwksSource::Url(url.clone()),
+            (None, Some(issuer)) => JwksSource::OidcIssuer(issuer.clone()),
+            (None, None) => return None,
+        };
+        Some(JwksConfig {
+            source,
+            ca_file: self.jwt_jwks_ca.clone(),
+            allow_http: self.jwt_jwks_allow_http,
+            refresh: std::time::Duration::from_secs(self.jwt_jwks_refresh_seconds),
+        })
+    }
 }
 
 #[derive(Args, Clone)]
@@ -482,6 +536,7 @@ impl CommonArgs {
             audience: self.jwt_audience.clone(),
             leeway_seconds: self.jwt_leeway_seconds,
             data_dir: self.data_dir.clone(),
+            jwks: self.jwks.config(),
         }
     }
 }
@@ -543,6 +598,45 @@ mod tests {
     fn a_serve_flag_before_another_subcommand_is_a_usage_error() {
         let refused = parse(&["--listen", "127.0.0.1:1", "migrate"]).err();
         assert_eq!(refused.map(|e| e.kind()), Some(ErrorKind::ArgumentConflict));
+    }
+
+    #[test]
+    fn a_jwks_url_or_an_oidc_issuer_names_where_keys_are_fetched() {
+        let (common, _) = parse(&["--jwt-jwks-url", "https://idp.test/jwks.json"]).unwrap();
+        let jwks = common.auth_config().jwks.expect("a jwks source");
+        assert!(matches!(jwks.source, JwksSource::Url(u) if u == "https://idp.test/jwks.json"));
+        assert_eq!(jwks.refresh, std::time::Duration::from_secs(300));
+        assert!(!jwks.allow_http);
+
+        let (common, _) = parse(&["serve", "--jwt-oidc-issuer", "https://idp.test"]).unwrap();
+        let jwks = common.auth_config().jwks.expect("a jwks source");
+        assert!(matches!(jwks.source, JwksSource::OidcIssuer(i) if i == "https://idp.test"));
+        let (common, _) = parse(&[]).unwrap();
+        assert!(common.auth_config().jwks.is_none());
+    }
+
+    #[test]
+    fn a_jwks_url_and_an_oidc_issuer_together_or_a_refresh_under_a_minute_are_refused() {
+        let both = parse(&[
+            "--jwt-jwks-url",
+            "https://a/j",
+            "--jwt-oidc-issuer",
+            "https://a",
+        ]);
+        assert_eq!(
+            both.err().map(|e| e.kind()),
+            Some(ErrorKind::ArgumentConflict)
+        );
+        let fast = parse(&[
+            "--jwt-jwks-url",
+            "https://a/j",
+            "--jwt-jwks-refresh-seconds",
+            "5",
+        ]);
+        assert_eq!(
+            fast.err().map(|e| e.kind()),
+            Some(ErrorKind::ValueValidation)
+        );
     }
 
     #[test]

@@ -46,8 +46,9 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(common: &CommonArgs, args: ServeArgs) -> anyhow::Result<()> {
-    let auth =
-        Authenticator::from_config(&common.auth_config()).context("loading verification keys")?;
+    let auth = Authenticator::connect(&common.auth_config())
+        .await
+        .context("loading verification keys")?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -131,7 +132,7 @@ async fn purge(common: &CommonArgs, args: &PurgeArgs) -> anyhow::Result<()> {
 fn token(common: &CommonArgs, args: &TokenArgs) -> anyhow::Result<()> {
     let secret = match &common.jwt_secret {
         Some(secret) => secret.expose().as_bytes().to_vec(),
-        None if !common.jwt_public_keys.is_empty() => {
+        None if !common.jwt_public_keys.is_empty() || common.jwks.config().is_some() => {
             bail!(
                 "tokens for public keys are minted by their issuer; `token` needs --jwt-secret or development mode"
             )

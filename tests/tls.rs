@@ -503,6 +503,7 @@ async fn start(serve: ServeArgs) -> String {
             audience: None,
             leeway_seconds: 5,
             data_dir: std::env::temp_dir(),
+            jwks: None,
         })
         .expect("auth");
     let settings = Settings {

@@ -1,11 +1,14 @@
-//! Loading verification keys: the HS256 secret and public keys from PEM or JWKS files.
+//! Loading verification keys: the HS256 secret and public keys from PEM or JWKS files, and the
+//! keys of a fetched JWKS.
 use std::{collections::HashSet, fs};
 
 use anyhow::{Context, bail};
 use jsonwebtoken::{
     Algorithm, DecodingKey,
-    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet},
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse},
 };
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::AuthConfig;
 
@@ -75,6 +78,46 @@ fn load_entry(entry: &str) -> anyhow::Result<Vec<VerificationKey>> {
         bail!("not an Ed25519, P-256 or RSA public key in PEM form");
     };
     Ok(vec![VerificationKey { kid, alg, key }])
+}
+
+/// A JWKS fetched from an identity provider, which may also publish keys for other consumers
+/// (encryption keys, other curves): those are skipped, with why, rather than failing the set.
+/// A symmetric (`oct`) key is never accepted from the network.
+pub(super) fn from_fetched_jwks(
+    body: &[u8],
+) -> anyhow::Result<(Vec<VerificationKey>, Vec<String>)> {
+    #[derive(Deserialize)]
+    struct Document {
+        keys: Vec<Value>,
+    }
+    let document: Document =
+        serde_json::from_slice(body).context("not a JWKS (a JSON object with `keys`)")?;
+    let (mut keys, mut skipped) = (Vec::new(), Vec::new());
+    for value in document.keys {
+        let kid = value
+            .get("kid")
+            .and_then(Value::as_str)
+            .map_or_else(|| "(no kid)".to_string(), str::to_string);
+        let jwk: Jwk = match serde_json::from_value(value) {
+            Ok(jwk) => jwk,
+            Err(e) => {
+                skipped.push(format!("{kid}: {e}"));
+                continue;
+            }
+        };
+        if matches!(
+            jwk.common.public_key_use,
+            Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+        ) {
+            skipped.push(format!("{kid}: not a signing key"));
+            continue;
+        }
+        match from_jwk(&jwk) {
+            Ok(key) => keys.push(key),
+            Err(e) => skipped.push(format!("{e:#}")),
+        }
+    }
+    Ok((keys, skipped))
 }
 
 fn from_jwk(jwk: &Jwk) -> anyhow::Result<VerificationKey> {

@@ -2,16 +2,21 @@
 //! touch. The algorithm is pinned per configured key: a token's `alg` header only filters among
 //! keys, it never decides how a key is used (no `none`, no HS256-with-a-public-key confusion).
 mod dev;
+mod jwks;
 mod keys;
 mod principal;
 mod secret;
 
-use std::{path::PathBuf, sync::Arc};
+use std::{collections::HashSet, path::PathBuf, sync::Arc};
+
+use anyhow::bail;
 
 use jsonwebtoken::{Validation, errors::ErrorKind};
 use serde_json::{Map, Value};
 
 pub use dev::{MintRequest, development_secret, mint_hs256};
+use jwks::RemoteKeys;
+pub use jwks::{JwksConfig, JwksSource};
 use keys::VerificationKey;
 pub use principal::{
     Access, Denied, Principal, SCOPE_ADMIN, SCOPE_ANY_USER, SCOPE_READ, SCOPE_WRITE,
@@ -29,6 +34,8 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     pub leeway_seconds: u64,
     pub data_dir: PathBuf,
+    /// Keys fetched from the identity provider, beside the configured ones.
+    pub jwks: Option<JwksConfig>,
 }
 
 /// Why a token was refused. Every variant is UNAUTHENTICATED; the messages are safe to show.
@@ -72,7 +79,10 @@ impl From<jsonwebtoken::errors::Error> for AuthError {
 }
 
 struct Inner {
+    /// The configured keys (secret, files): fixed for the life of the process.
     keys: Vec<VerificationKey>,
+    /// The keys of the JWKS URL, refreshed in the background.
+    fetched: Option<RemoteKeys>,
     issuer: Option<String>,
     audience: Option<String>,
     leeway: u64,
@@ -89,24 +99,56 @@ const MAX_LEEWAY_SECONDS: u64 = 60;
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 impl Authenticator {
-    /// With no secret and no public key: development mode, with a secret kept in the data dir.
+    /// With no secret, no public key and no JWKS URL: development mode, with a secret kept in
+    /// the data dir. With a JWKS URL this waits until the first key set is fetched (while the
+    /// identity provider is unreachable, logging each wait), then keeps it fresh in the
+    /// background for as long as the authenticator lives.
+    pub async fn connect(cfg: &AuthConfig) -> anyhow::Result<Self> {
+        let keys = keys::load(cfg)?;
+        let fetched = match &cfg.jwks {
+            Some(jwks) => {
+                let pinned: HashSet<String> = keys.iter().filter_map(|k| k.kid.clone()).collect();
+                Some(RemoteKeys::start(jwks, pinned).await?)
+            }
+            None => None,
+        };
+        Self::assemble(cfg, keys, fetched)
+    }
+
+    /// [`connect`](Self::connect) for configured keys only: no network, no runtime needed.
     pub fn from_config(cfg: &AuthConfig) -> anyhow::Result<Self> {
-        let mut keys = keys::load(cfg)?;
-        let development = keys.is_empty();
+        if cfg.jwks.is_some() {
+            bail!("keys from a JWKS URL are fetched: use Authenticator::connect");
+        }
+        Self::assemble(cfg, keys::load(cfg)?, None)
+    }
+
+    fn assemble(
+        cfg: &AuthConfig,
+        mut keys: Vec<VerificationKey>,
+        fetched: Option<RemoteKeys>,
+    ) -> anyhow::Result<Self> {
+        let development = keys.is_empty() && fetched.is_none();
         if development {
             let secret = development_secret(&cfg.data_dir)?;
             tracing::warn!(
                 secret_file = %cfg.data_dir.join(dev::SECRET_FILE).display(),
                 "DEVELOPMENT MODE: no verification key configured; tokens are signed with a local \
-                 development secret (`library-service token`). Configure --jwt-secret or \
-                 --jwt-public-key in production."
+                 development secret (`library-service token`). Configure --jwt-jwks-url, \
+                 --jwt-public-key or --jwt-secret in production."
             );
             keys.push(VerificationKey::hs256(None, &secret));
         }
+        // An OpenID issuer is also the issuer its tokens must name, unless told otherwise.
+        let issuer = cfg
+            .issuer
+            .clone()
+            .or_else(|| fetched.as_ref().and_then(|f| f.issuer.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 keys,
-                issuer: cfg.issuer.clone(),
+                fetched,
+                issuer,
                 audience: cfg.audience.clone(),
                 leeway: cfg.leeway_seconds.min(MAX_LEEWAY_SECONDS),
                 development,
@@ -123,19 +165,16 @@ impl Authenticator {
             return Err(AuthError::Malformed);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        // One snapshot of the fetched set for the whole call: a refresh swaps in a new one.
+        let fetched = self.inner.fetched.as_ref().map(RemoteKeys::current);
+        let fetched_keys = fetched.as_deref().map_or(&[][..], |set| &set.keys[..]);
+        let mut keys = self.inner.keys.iter().chain(fetched_keys);
         let candidates: Vec<&VerificationKey> = match &header.kid {
             Some(kid) => {
-                let key = self
-                    .inner
-                    .keys
-                    .iter()
-                    .find(|k| k.kid.as_deref() == Some(kid.as_str()));
+                let key = keys.find(|k| k.kid.as_deref() == Some(kid.as_str()));
                 vec![key.ok_or(AuthError::UnknownKeyId)?]
             }
-            None => self
-                .inner
-                .keys
-                .iter()
+            None => keys
                 .filter(|k| k.kid.is_none() && k.alg == header.alg)
                 .collect(),
         };
@@ -148,6 +187,33 @@ impl Authenticator {
             }
         }
         Err(last)
+    }
+
+    /// Keys come from a JWKS URL: calls go through [`await_unknown_key`](Self::await_unknown_key)
+    /// before [`verify`](Self::verify).
+    pub fn fetches_keys(&self) -> bool {
+        self.inner.fetched.is_some()
+    }
+
+    /// Before [`verify`](Self::verify), which never waits: when the token names a key id that no
+    /// key has and keys come from a JWKS URL, waits (at most a few seconds) for one early
+    /// refresh, so that a token of a key the provider has just rotated in verifies at its first
+    /// try. Early refreshes are at most one per 30 s, whatever the tokens say.
+    pub async fn await_unknown_key(&self, token: &str) {
+        let Some(fetched) = &self.inner.fetched else {
+            return;
+        };
+        if token.len() > MAX_TOKEN_BYTES {
+            return;
+        }
+        let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) else {
+            return;
+        };
+        let known = |keys: &[VerificationKey]| keys.iter().any(|k| k.kid.as_deref() == Some(&kid));
+        if known(&self.inner.keys) || known(&fetched.current().keys) {
+            return;
+        }
+        fetched.refresh_for_unknown_kid().await;
     }
 
     fn validation(&self, key: &VerificationKey) -> Validation {

@@ -410,3 +410,47 @@ fn scopes_decide_reads_writes_and_other_users() {
         Err(Denied::PermissionDenied(_))
     ));
 }
+
+#[test]
+fn a_fetched_jwks_skips_keys_this_service_cannot_use_and_never_takes_a_symmetric_key() {
+    let fixture_set: Value =
+        serde_json::from_str(&fs::read_to_string(fixture("jwks.json")).unwrap()).unwrap();
+    let mut keys = fixture_set["keys"].as_array().unwrap().clone();
+    keys.push(
+        json!({ "kty": "oct", "kid": "hs-from-the-network", "k": URL_SAFE_NO_PAD.encode(SECRET) }),
+    );
+    keys.push(json!({ "kty": "EC", "crv": "P-384", "kid": "p384", "x": "AA", "y": "AA" }));
+    keys.push(json!({ "kty": "OKP", "crv": "X25519", "kid": "x25519", "use": "enc", "x": "AA" }));
+    keys.push(json!({ "kty": "PQ", "kid": "from-the-future" }));
+    let body = serde_json::to_vec(&json!({ "keys": keys })).unwrap();
+
+    let (usable, skipped) = keys::from_fetched_jwks(&body).unwrap();
+    let kids: Vec<_> = usable.iter().filter_map(|k| k.kid.as_deref()).collect();
+    assert_eq!(kids, ["ed-2025", "ed-2026", "ec-1"]);
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert!(
+        skipped.iter().any(|s| s.contains("hs-from-the-network")),
+        "{skipped:?}"
+    );
+}
+
+#[test]
+fn a_fetched_document_that_is_not_a_jwks_is_refused() {
+    for body in [&b"<html>maintenance</html>"[..], b"{}", b"{\"keys\": 5}"] {
+        assert!(keys::from_fetched_jwks(body).is_err());
+    }
+}
+
+#[test]
+fn keys_from_a_url_need_the_async_constructor() {
+    let cfg = AuthConfig {
+        jwks: Some(JwksConfig {
+            source: JwksSource::Url("https://idp.example/jwks.json".into()),
+            ca_file: None,
+            allow_http: false,
+            refresh: std::time::Duration::from_secs(300),
+        }),
+        ..config()
+    };
+    assert!(Authenticator::from_config(&cfg).is_err());
+}

@@ -27,8 +27,8 @@ use crate::{
     auth::Authenticator,
     config::ServeArgs,
     grpc::{
-        AdminApi, AuthInterceptor, DatabaseGate, Drain, LibraryApi, Limits, QuotaService,
-        SharedQuota,
+        AdminApi, AuthInterceptor, DatabaseGate, Drain, KeyRefreshService, LibraryApi, Limits,
+        QuotaService, SharedQuota,
     },
     pb::{
         library_admin_service_server::LibraryAdminServiceServer,
@@ -245,6 +245,11 @@ async fn serve<S: Store>(
             gate,
         ),
         interceptor,
+    );
+    // Outside the interceptor: where a token of a just-rotated key may wait for its JWKS fetch.
+    let (admin, library) = (
+        KeyRefreshService::new(admin, settings.auth.clone()),
+        KeyRefreshService::new(library, settings.auth.clone()),
     );
     let enabled = serve.reflection;
     let reflection_v1 = enabled

@@ -71,19 +71,33 @@ impl TestApp {
 
     /// With `public_keys` (`[KID=]PATH`) the server also verifies tokens signed by those keys.
     pub async fn spawn_with_keys(db: TestDb, serve: ServeArgs, public_keys: Vec<String>) -> Self {
-        Self::start(db, serve, public_keys, None).await
+        Self::start(
+            db,
+            serve,
+            AuthConfig {
+                public_keys,
+                ..auth_config()
+            },
+            None,
+        )
+        .await
+    }
+
+    /// With keys configured as `auth` says (e.g. a JWKS URL).
+    pub async fn spawn_with_auth(db: TestDb, serve: ServeArgs, auth: AuthConfig) -> Self {
+        Self::start(db, serve, auth, None).await
     }
 
     /// A server with `serve.tls` set, and a client that trusts it through `client` (its CA, the
     /// name to expect, and its own certificate for mutual TLS).
     pub async fn spawn_tls(db: TestDb, serve: ServeArgs, client: ClientTlsConfig) -> Self {
-        Self::start(db, serve, Vec::new(), Some(client)).await
+        Self::start(db, serve, auth_config(), Some(client)).await
     }
 
     async fn start(
         db: TestDb,
         serve: ServeArgs,
-        public_keys: Vec<String>,
+        auth: AuthConfig,
         tls: Option<ClientTlsConfig>,
     ) -> Self {
         // The server's logs, when a failing test needs them: LIBRARY_TEST_LOGS=1.
@@ -91,17 +105,7 @@ impl TestApp {
             let _ =
                 library_service::telemetry::init(library_service::config::LogFormat::Text, None);
         }
-        let data_dir = std::env::temp_dir();
-        let auth = Authenticator::from_config(&AuthConfig {
-            hs256_secret: Some(SECRET.into()),
-            hs256_kid: None,
-            public_keys,
-            issuer: Some(ISSUER.into()),
-            audience: Some(AUDIENCE.into()),
-            leeway_seconds: 5,
-            data_dir,
-        })
-        .expect("test keys load");
+        let auth = Authenticator::connect(&auth).await.expect("test keys load");
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
@@ -181,6 +185,20 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// The tests' secret, issuer and audience.
+pub fn auth_config() -> AuthConfig {
+    AuthConfig {
+        hs256_secret: Some(SECRET.into()),
+        hs256_kid: None,
+        public_keys: Vec::new(),
+        issuer: Some(ISSUER.into()),
+        audience: Some(AUDIENCE.into()),
+        leeway_seconds: 5,
+        data_dir: std::env::temp_dir(),
+        jwks: None,
     }
 }
 

@@ -4,5 +4,6 @@ pub mod cluster;
 pub mod db;
 pub mod library;
 pub mod process;
+pub mod provider;
 pub mod redis;
 pub mod tls;

@@ -20,8 +20,20 @@ pub struct Args {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
     /// The server's HS256 secret: the bench mints its own tokens.
-    #[arg(long, env = "LIBRARY_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: String,
+    #[arg(
+        long,
+        env = "LIBRARY_JWT_SECRET",
+        hide_env_values = true,
+        required_unless_present = "jwt_private_key"
+    )]
+    pub jwt_secret: Option<String>,
+    /// Sign the bench's tokens with this private key (PEM: Ed25519, P-256 or RSA) instead of
+    /// the secret, for servers verifying with its public key (a file, or a JWKS URL).
+    #[arg(long, requires = "jwt_kid")]
+    pub jwt_private_key: Option<std::path::PathBuf>,
+    /// `kid` to put in the header of tokens signed with --jwt-private-key.
+    #[arg(long)]
+    pub jwt_kid: Option<String>,
     /// `iss` claim to put in tokens, when the server requires one.
     #[arg(long, env = "LIBRARY_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
@@ -115,7 +127,9 @@ pub struct Args {
     #[arg(long, default_value_t = 600)]
     pub phase_budget_seconds: u64,
     /// A second replica on the same database: `watch` records through it and watches on
-    /// `--addr`. Without it, both are `--addr`.
+    /// `--addr`; `ratelimit` alternates each caller's calls between the two; `check-liked`
+    /// alternates its calls between them and compares their latencies (e.g. keys from a file
+    /// on `--addr`, from a JWKS URL on `--addr-b`). Without it, both are `--addr`.
     #[arg(long)]
     pub addr_b: Option<String>,
     /// CA certificate (PEM) that the servers' certificates chain to: addresses given as

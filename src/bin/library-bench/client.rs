@@ -1,11 +1,12 @@
-//! gRPC clients and the tokens the bench mints for itself with the server's HS256 secret.
+//! gRPC clients and the tokens the bench mints for itself: with the server's HS256 secret, or
+//! with a private key whose public half the server trusts (`--jwt-private-key`, `--jwt-kid`).
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, bail};
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use library_service::pb::library_service_client::LibraryServiceClient;
 use serde_json::json;
 use tonic::{
@@ -50,6 +51,7 @@ impl Bearer {
 pub struct Api {
     clients: Arc<[Client]>,
     key: Arc<EncodingKey>,
+    header: Header,
     issuer: Option<String>,
     audience: Option<String>,
     /// A service token: acts for any listener by naming `user_id`.
@@ -68,9 +70,11 @@ impl Api {
                 .with_context(|| format!("connecting to {}", args.addr))?;
             clients.push(LibraryServiceClient::new(channel));
         }
+        let (key, header) = signing_key(args)?;
         let mut api = Self {
             clients: clients.into(),
-            key: Arc::new(EncodingKey::from_secret(args.jwt_secret.as_bytes())),
+            key: Arc::new(key),
+            header,
             issuer: args.jwt_issuer.clone(),
             audience: args.jwt_audience.clone(),
             service: Bearer(MetadataValue::from_static("")),
@@ -104,13 +108,42 @@ impl Api {
         if let Some(aud) = &self.audience {
             claims["aud"] = json!(aud);
         }
-        let token = jsonwebtoken::encode(&Header::default(), &claims, &self.key)
-            .context("signing a token")?;
+        let token =
+            jsonwebtoken::encode(&self.header, &claims, &self.key).context("signing a token")?;
         let value = format!("Bearer {token}")
             .parse()
             .context("token is not valid metadata")?;
         Ok(Bearer(value))
     }
+}
+
+/// The key the bench signs with, and the header naming its algorithm (and `kid`).
+fn signing_key(args: &Args) -> anyhow::Result<(EncodingKey, Header)> {
+    let Some(path) = &args.jwt_private_key else {
+        let Some(secret) = &args.jwt_secret else {
+            bail!("give --jwt-secret or --jwt-private-key");
+        };
+        return Ok((
+            EncodingKey::from_secret(secret.as_bytes()),
+            Header::default(),
+        ));
+    };
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (alg, key) = if let Ok(key) = EncodingKey::from_ed_pem(&pem) {
+        (Algorithm::EdDSA, key)
+    } else if let Ok(key) = EncodingKey::from_ec_pem(&pem) {
+        (Algorithm::ES256, key)
+    } else if let Ok(key) = EncodingKey::from_rsa_pem(&pem) {
+        (Algorithm::RS256, key)
+    } else {
+        bail!(
+            "--jwt-private-key {}: not an Ed25519, P-256 or RSA private key in PEM form",
+            path.display()
+        );
+    };
+    let mut header = Header::new(alg);
+    header.kid = args.jwt_kid.clone();
+    Ok((key, header))
 }
 
 /// A tonic endpoint for `addr`: over TLS, trusting `--tls-ca`, when it is `https://`.

@@ -1,6 +1,12 @@
 //! `check-liked`: CheckLikedTracks of 100 ids (half liked) for a listener with 10,000 likes, as the
-//! heart icons of a track list ask, against the same lookup run directly.
-use std::{sync::Arc, time::Duration};
+//! heart icons of a track list ask, against the same lookup run directly. With `--addr-b`, the
+//! calls alternate between two servers on the same database instead, and their latencies are
+//! compared: e.g. one verifying tokens with a key file, the other with the same key from a JWKS
+//! URL, for the cost of verifying with a fetched (cached) key set.
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, ensure};
 use library_service::pb;
@@ -10,13 +16,17 @@ use uuid::Uuid;
 
 use super::Ctx;
 use crate::{
+    client::{Bearer, Client},
     db::Db,
     load,
     report::{self, Report},
     seed,
+    stats::Sample,
 };
 
 const P99_GOAL: Duration = Duration::from_millis(5);
+/// `--addr-b`'s p50 may be this much above `--addr`'s.
+const AB_P50_GOAL: Duration = Duration::from_micros(200);
 const WARM_UP_CALLS: usize = 50;
 
 /// `n` ids, half of them liked, shuffled, with which of them are liked.
@@ -42,6 +52,14 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     ctx.db.analyze().await?;
     let bearer = ctx.api.session(user)?;
     let n = args.check_ids;
+    if let Some(b) = &args.addr_b {
+        let channel = crate::client::endpoint(args, b)?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {b}"))?;
+        let b = pb::library_service_client::LibraryServiceClient::new(channel);
+        return compare(ctx, report, &liked, &bearer, b).await;
+    }
 
     let call = {
         let (api, liked) = (ctx.api.clone(), liked.clone());
@@ -101,6 +119,77 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         ),
     ));
     report.at_most("check-liked", "p99 <= 5 ms", service.p99(), P99_GOAL);
+    Ok(())
+}
+
+/// The same calls alternating between `--addr` (A) and `--addr-b` (B), so that both see the
+/// same machine at the same moments; sequential, one call in flight.
+async fn compare(
+    ctx: &Ctx,
+    report: &mut Report,
+    liked: &[Uuid],
+    bearer: &Bearer,
+    b: Client,
+) -> anyhow::Result<()> {
+    let args = &ctx.args;
+    let n = args.check_ids;
+    let clients = [ctx.api.client(0), b];
+    let call = |side: usize| {
+        let (ids, expected) = pick(liked, n);
+        let request = bearer.request(pb::CheckLikedTracksRequest {
+            user_id: String::new(),
+            track_ids: ids.iter().map(Uuid::to_string).collect(),
+        });
+        let mut client = clients[side].clone();
+        async move {
+            let answer = client
+                .check_liked_tracks(request)
+                .await
+                .with_context(|| format!("CheckLikedTracks on {}", ["--addr", "--addr-b"][side]))?
+                .into_inner();
+            ensure!(
+                answer.liked == expected,
+                "CheckLikedTracks answered wrongly"
+            );
+            Ok(())
+        }
+    };
+    for i in 0..WARM_UP_CALLS * 2 {
+        call(i % 2).await?;
+    }
+    let mut latencies = [Vec::new(), Vec::new()];
+    let started = Instant::now();
+    for i in 0..args.check_calls * 2 {
+        if started.elapsed() > args.budget() {
+            eprintln!("  note: phase budget reached after {i} calls");
+            break;
+        }
+        let t0 = Instant::now();
+        call(i % 2).await?;
+        latencies[i % 2].push(t0.elapsed());
+    }
+    let elapsed = started.elapsed();
+    let [a, b] = latencies.map(|l| {
+        let calls = l.len() as u64;
+        Sample::new(l, elapsed, calls)
+    });
+    let diff = b.p50().as_secs_f64() - a.p50().as_secs_f64();
+    report::emit(format!(
+        "check-liked-ab   a p50 {:>9} p99 {:>9} | b p50 {:>9} p99 {:>9} | b - a p50 {:+.3} ms | {} calls each of {n} ids, alternating, sequential, {} likes",
+        report::ms(a.p50()),
+        report::ms(a.p99()),
+        report::ms(b.p50()),
+        report::ms(b.p99()),
+        diff * 1000.0,
+        a.calls(),
+        args.likes,
+    ));
+    report.at_most(
+        "check-liked",
+        "b p50 <= a p50 + 0.2 ms",
+        b.p50().saturating_sub(a.p50()),
+        AB_P50_GOAL,
+    );
     Ok(())
 }
 
