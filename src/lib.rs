@@ -1,6 +1,7 @@
 //! audiOhm Library Service: listening history, liked tracks and library statistics over gRPC.
 pub mod auth;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod export;

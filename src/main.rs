@@ -46,6 +46,10 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(common: &CommonArgs, args: ServeArgs) -> anyhow::Result<()> {
+    // Before the keys are fetched, so the fetches while the identity provider is down count.
+    if let Some(addr) = args.metrics_listen {
+        telemetry::install_metrics(addr)?;
+    }
     let auth = Authenticator::connect(&common.auth_config())
         .await
         .context("loading verification keys")?;

@@ -110,9 +110,20 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
 ];
 
+/// Where this process serves its metrics, once installed.
+static METRICS_AT: std::sync::OnceLock<SocketAddr> = std::sync::OnceLock::new();
+
 /// Serves `GET /metrics` in the Prometheus text format on `addr`. One process has one recorder:
-/// a second server in the same process (tests) keeps using the first endpoint.
+/// a second server in the same process (tests) keeps using the first endpoint. Installing at the
+/// same address again does nothing, so `serve` can install it before its start-up work (the
+/// JWKS fetch counts) and the server again when it starts.
 pub fn install_metrics(addr: SocketAddr) -> anyhow::Result<()> {
+    if let Some(first) = METRICS_AT.get() {
+        if *first != addr {
+            tracing::warn!(%first, %addr, "metrics already served at another address");
+        }
+        return Ok(());
+    }
     let installed = PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets(LATENCY_BUCKETS)
@@ -120,6 +131,7 @@ pub fn install_metrics(addr: SocketAddr) -> anyhow::Result<()> {
         .install();
     match installed {
         Ok(()) => {
+            let _ = METRICS_AT.set(addr);
             describe_metrics();
             tracing::info!(%addr, "serving Prometheus metrics at /metrics");
         }

@@ -20,7 +20,6 @@ mod web;
 use observe::ObserveLayer;
 use site::SiteLayer;
 use tls::Tls;
-pub use tls::crypto_provider;
 use web::{cors, reflection};
 
 use crate::{

@@ -18,7 +18,6 @@ use std::{
 use anyhow::{Context, bail};
 use rustls::{
     RootCertStore, ServerConfig,
-    crypto::{CryptoProvider, ring},
     pki_types::{
         CertificateDer, PrivateKeyDer,
         pem::{self, PemObject},
@@ -254,14 +253,6 @@ fn hash(value: &impl Hash) -> u64 {
     hasher.finish()
 }
 
-/// The one TLS crypto provider of the service, its bench and its tests: *ring*. rustls 0.23.48
-/// deprecated it for lacking post-quantum key exchange; aws-lc-rs, which has it, needs cmake and
-/// doubles the build, and a hybrid key exchange brings nothing inside one cluster yet.
-#[allow(deprecated)]
-pub fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(ring::default_provider())
-}
-
 /// A server configuration from the files' contents, every error naming its flag and file.
 fn build(files: &Files, contents: &Contents) -> anyhow::Result<Arc<ServerConfig>> {
     let cert_flag = || format!("--tls-cert {}", files.cert.display());
@@ -269,7 +260,7 @@ fn build(files: &Files, contents: &Contents) -> anyhow::Result<Arc<ServerConfig>
     let certs = certificates(&contents.cert).with_context(cert_flag)?;
     let key = PrivateKeyDer::from_pem_slice(&contents.key)
         .map_err(|e| anyhow::anyhow!("{}: {}", key_flag(), pem_error(&e, "private key")))?;
-    let provider = crypto_provider();
+    let provider = crate::crypto::crypto_provider();
     // The same check with_single_cert makes, done here to say which flags disagree.
     CertifiedKey::from_der(certs.clone(), key.clone_key(), &provider).map_err(|e| match e {
         rustls::Error::InconsistentKeys(_) => anyhow::anyhow!(

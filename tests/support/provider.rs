@@ -91,7 +91,7 @@ impl TestTls {
             .expect("leaf cert");
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
         let server =
-            ServerConfig::builder_with_provider(library_service::server::crypto_provider())
+            ServerConfig::builder_with_provider(library_service::crypto::crypto_provider())
                 .with_safe_default_protocol_versions()
                 .expect("tls versions")
                 .with_no_client_auth()

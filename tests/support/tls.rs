@@ -6,7 +6,7 @@ use std::{
     sync::Arc,
 };
 
-use library_service::server::crypto_provider;
+use library_service::crypto::crypto_provider;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,

@@ -48,7 +48,7 @@ pub struct Fetcher {
 impl Fetcher {
     pub fn new(ca_file: Option<&Path>, allow_http: bool) -> anyhow::Result<Self> {
         let roots = roots(ca_file)?;
-        let tls = ClientConfig::builder_with_provider(crate::server::crypto_provider())
+        let tls = ClientConfig::builder_with_provider(crate::crypto::crypto_provider())
             .with_safe_default_protocol_versions()
             .context("TLS protocol versions for the JWKS client")?
             .with_root_certificates(roots)

@@ -185,7 +185,7 @@ impl TlsClient {
             roots.add(cert.with_context(flag)?).with_context(flag)?;
         }
         let mut config =
-            rustls::ClientConfig::builder_with_provider(library_service::server::crypto_provider())
+            rustls::ClientConfig::builder_with_provider(library_service::crypto::crypto_provider())
                 .with_safe_default_protocol_versions()
                 .context("TLS versions")?
                 .with_root_certificates(roots)
