@@ -18,18 +18,16 @@ use library_service::{
 };
 use prost::Message;
 use support::{
-    app::{SECRET, TestApp, session_token},
+    app::{SECRET, TestApp, reflected_services, session_token},
     db,
     process::{binary, free_port},
     tls::{Ca, Leaf, SecretDir, connect, served_certificate, write},
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio_stream::StreamExt;
 use tonic::transport::{Channel, ClientTlsConfig};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use tonic_reflection::pb::v1;
 use uuid::Uuid;
 
 /// Short, so that a replaced file is seen within a second or two.
@@ -130,32 +128,12 @@ async fn grpc_health_and_reflection_work_over_tls() {
         ServingStatus::Serving as i32
     );
 
-    let mut reflection =
-        v1::server_reflection_client::ServerReflectionClient::new(app.channel().await);
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut responses = reflection
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .expect("reflection over TLS")
-        .into_inner();
-    let Some(Ok(v1::ServerReflectionResponse {
-        message_response:
-            Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)),
-        ..
-    })) = responses.next().await
-    else {
-        panic!("reflection lists the services");
-    };
+    let services = reflected_services(app.channel().await).await;
     assert!(
-        list.service
+        services
             .iter()
-            .any(|s| s.name == "audiohm.library.v1.LibraryService"),
-        "{list:?}"
+            .any(|s| s == "audiohm.library.v1.LibraryService"),
+        "{services:?}"
     );
     // Shutdown drains and exits cleanly over TLS too.
     app.stop().await;

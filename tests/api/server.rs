@@ -6,11 +6,11 @@ use tokio_stream::StreamExt;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use tonic_reflection::pb::{v1, v1alpha};
+use tonic_reflection::pb::v1alpha;
 
 use crate::{
     helpers::track,
-    support::app::{TestApp, session_token},
+    support::app::{TestApp, reflected_services, session_token},
 };
 
 const ORIGIN: &str = "https://app.audiohm.test";
@@ -34,31 +34,12 @@ async fn health_reports_serving_without_a_token(app: TestApp) {
 }
 
 async fn reflection_v1_and_v1alpha_list_the_library_service(app: TestApp) {
-    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel().await);
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut responses = client
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .expect("reflection v1")
-        .into_inner();
-    let Some(Ok(v1::ServerReflectionResponse {
-        message_response:
-            Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)),
-        ..
-    })) = responses.next().await
-    else {
-        panic!("v1 lists services");
-    };
+    let services = reflected_services(app.channel().await).await;
     assert!(
-        list.service
+        services
             .iter()
-            .any(|s| s.name == "audiohm.library.v1.LibraryService"),
-        "{list:?}"
+            .any(|s| s == "audiohm.library.v1.LibraryService"),
+        "{services:?}"
     );
 
     let mut alpha =

@@ -243,3 +243,31 @@ pub fn service_token(sub: &str, scopes: &str) -> String {
     claims["scope"] = json!(scopes);
     sign(&claims)
 }
+
+/// The services the server names through reflection v1 (`ListServices`), as `grpcurl list` shows
+/// them.
+pub async fn reflected_services(channel: Channel) -> Vec<String> {
+    use tokio_stream::StreamExt;
+    use tonic_reflection::pb::v1;
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection v1 answers")
+        .into_inner();
+    let Some(Ok(v1::ServerReflectionResponse {
+        message_response:
+            Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)),
+        ..
+    })) = responses.next().await
+    else {
+        panic!("reflection v1 lists the services");
+    };
+    list.service.into_iter().map(|s| s.name).collect()
+}
