@@ -1,5 +1,6 @@
 //! audiOhm Library Service: listening history, liked tracks and library statistics over gRPC.
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod crypto;
 pub mod domain;

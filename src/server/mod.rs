@@ -131,25 +131,20 @@ impl Application {
     }
 }
 
-/// Start-up while the database is down (a fresh cluster, a failover) waits for it with
-/// exponential backoff instead of crashing into a restart loop; other errors fail at once.
-async fn until_reachable<T, F, Fut>(what: &str, mut connect: F) -> anyhow::Result<T>
+/// Waits for the database while it is unreachable; other errors fail at once.
+async fn until_reachable<T, F, Fut>(what: &str, connect: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = StoreResult<T>>,
 {
-    let mut delay = Duration::from_millis(500);
-    loop {
-        match connect().await {
-            Ok(store) => return Ok(store),
-            Err(e) if e.is_unavailable() => {
-                tracing::warn!(database = what, error = %crate::error::chain(&e), retry_in_ms = delay.as_millis() as u64, "database unreachable; waiting for it");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-            Err(e) => return Err(e).with_context(|| format!("connecting to {what}")),
+    crate::backoff::until_available(connect, |e, delay| {
+        if e.is_unavailable() {
+            tracing::warn!(database = what, error = %crate::error::chain(e), retry_in_ms = delay.as_millis() as u64, "database unreachable; waiting for it");
         }
-    }
+        e.is_unavailable()
+    })
+    .await
+    .with_context(|| format!("connecting to {what}"))
 }
 
 /// `--health-listen`: the health service alone, in plaintext, for probes that cannot present

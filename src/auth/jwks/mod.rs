@@ -31,8 +31,6 @@ use super::keys::{self, VerificationKey};
 const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(5);
 /// How often `library_jwks_age_seconds` is brought up to date between refreshes.
 const AGE_REPORT_EVERY: Duration = Duration::from_secs(15);
-const STARTUP_FIRST_WAIT: Duration = Duration::from_millis(500);
-const STARTUP_MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Where the key set comes from and how it is fetched.
 #[derive(Clone, Debug)]
@@ -134,11 +132,7 @@ impl RemoteKeys {
 
     /// The key set as last fetched.
     pub fn current(&self) -> Arc<KeySet> {
-        self.shared
-            .current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.shared.current()
     }
 
     /// A token names a key id that no key has: refresh now, unless an early refresh started
@@ -252,26 +246,26 @@ impl Shared {
     }
 }
 
-/// Start-up while the identity provider is unreachable waits for it with exponential backoff
-/// (as for the database) instead of crashing into a restart loop; other errors fail at once.
-async fn until_fetched<T, F, Fut>(what: &str, uri: &Uri, mut attempt: F) -> anyhow::Result<T>
+/// Waits for the identity provider while it is unreachable (as start-up does for the database);
+/// other errors fail at once.
+async fn until_fetched<T, F, Fut>(what: &str, uri: &Uri, attempt: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, FetchError>>,
 {
-    let mut delay = STARTUP_FIRST_WAIT;
-    loop {
-        match attempt().await {
-            Ok(fetched) => return Ok(fetched),
-            Err(FetchError::Unreachable(why)) => {
-                metrics::counter!("library_jwks_fetches_total", "outcome" => "unreachable")
-                    .increment(1);
-                tracing::warn!(what, url = %uri, error = why, retry_in_ms = delay.as_millis() as u64, "identity provider unreachable; waiting for it");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(STARTUP_MAX_WAIT);
-            }
-            Err(FetchError::Invalid(why)) => bail!("fetching the {what}: {why}"),
+    let fetched = crate::backoff::until_available(attempt, |e, delay| match e {
+        FetchError::Unreachable(why) => {
+            metrics::counter!("library_jwks_fetches_total", "outcome" => "unreachable")
+                .increment(1);
+            tracing::warn!(what, url = %uri, error = why, retry_in_ms = delay.as_millis() as u64, "identity provider unreachable; waiting for it");
+            true
         }
+        FetchError::Invalid(_) => false,
+    })
+    .await;
+    match fetched {
+        Ok(value) => Ok(value),
+        Err(e) => bail!("fetching the {what}: {e}"),
     }
 }
 
